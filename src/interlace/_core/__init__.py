@@ -1,0 +1,1 @@
+"""The engine: controlled loop, director, virtual clock, traces. Private; see ``interlace``."""

@@ -1,0 +1,545 @@
+"""The director: runs one schedule, making every scheduling decision.
+
+The loop hands the director every step of a simulated task. The director
+parks steps that are decision points and lets through the atomic
+continuations of an operation already chosen. Then it repeats:
+
+1. settle: wait until no simulated I/O is in flight, i.e. every live task is
+   parked, done, or waits on something only the simulation can end (another
+   task, an asyncio primitive, the virtual clock);
+2. fire virtual timers that are due;
+3. if some tasks are parked, ask the strategy which one runs and release it;
+   if none is, jump the virtual clock to the next timer, or report a deadlock.
+
+Because decisions are only made when nothing is in flight, the outcome is a
+function of the choices alone, even with real threads (aiosqlite) and real
+sockets (asyncpg) underneath.
+
+Which steps are decision points:
+- a task's first step ("start ...");
+- a bare yield to the loop (``await asyncio.sleep(0)``) or ``interlace.point``;
+- a wake-up caused by another simulated task (releasing a Lock, setting an
+  Event, finishing), by a virtual timer, or by cancellation;
+- a wake-up after outside I/O, unless the task is inside a SQLAlchemy async
+  operation (a SQLAlchemy frame is in its await chain): SQLAlchemy's statements, COMMIT and
+  ROLLBACK are decision points of their own (``interlace.db.sqlalchemy``), and
+  the driver round-trips within them are atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import re
+import time
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from contextvars import Context
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from interlace._core.clock import VirtualClock
+from interlace._core.errors import Deadlock, StepBoundExceeded, StuckOutsideIO, TokenError
+from interlace._core.trace import Decision, Trace
+from interlace._core.waits import Wait, app_location, await_frames, classify, innermost_asyncio
+from interlace.strategies.base import Candidate
+
+if TYPE_CHECKING:
+    from interlace._core.loop import ControlledLoop
+    from interlace.strategies.base import Strategy
+
+ROOT_NAME = "main"
+_DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
+_DRAIN_ROUNDS = 10_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one schedule.
+
+    ``max_steps``: decisions before the schedule is reported as a possible
+    livelock. ``stuck_after``: wall seconds a task may wait on outside I/O
+    before it is reported as stuck.
+    """
+
+    max_steps: int = 10_000
+    stuck_after: float = 10.0
+
+
+@dataclass
+class _Parked:
+    callback: Callable[..., object]
+    args: tuple[Any, ...]
+    context: Context | None
+    label: str
+
+
+@dataclass(frozen=True)
+class ScheduleOutcome:
+    """What one schedule did: its trace, the root's result, and the failure if any."""
+
+    trace: Trace
+    result: object
+    error: BaseException | None
+
+
+class Director:
+    """Makes the decisions of one schedule on a ``ControlledLoop``."""
+
+    def __init__(self, loop: ControlledLoop, strategy: Strategy, limits: Limits) -> None:
+        self.loop = loop
+        self.strategy = strategy
+        self.limits = limits
+        self.clock = VirtualClock()
+        # invariant: tasks in creation order; index[t] is t's position in it
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.index: dict[asyncio.Task[Any], int] = {}
+        self.names: dict[asyncio.Task[Any], str] = {}
+        self._used_names: dict[str, int] = {}
+        self._children: dict[asyncio.Task[Any], int] = {}
+        self.parked: dict[asyncio.Task[Any], _Parked] = {}
+        self._pending_point: dict[asyncio.Task[Any], str] = {}
+        self.decisions: list[Decision] = []
+        self._previous: asyncio.Task[Any] | None = None
+        self._adopting_root = False
+        self._creating_name: str | None = None
+        self._waking: str | None = None  # why the director itself is waking tasks
+        # the last wait seen for each blocked task: a wake after a settled wait is a decision
+        self._last_wait: dict[asyncio.Task[Any], Wait] = {}
+        self._passthrough = False  # after the schedule: let every step run
+        self._waiter: asyncio.Future[bool] | None = None
+
+    # ---- called by the loop -------------------------------------------------
+
+    def in_simulated_task(self) -> bool:
+        return asyncio.current_task(self.loop) in self.index
+
+    @contextlib.contextmanager
+    def creating(self, name: str | None) -> Iterator[None]:
+        """Around ``loop.create_task``: the first step seen inside belongs to the new task."""
+        outer = self._creating_name
+        self._creating_name = name
+        try:
+            yield
+        finally:
+            self._creating_name = outer
+
+    def intercept(
+        self,
+        task: asyncio.Task[Any],
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: Context | None,
+    ) -> asyncio.Handle | None:
+        """Park the step and return a handle, or return None to let the loop queue it."""
+        if task not in self.index:
+            if not self._should_adopt(task):
+                return None
+            self._adopt(task)
+            label = f"start {_coroutine_name(task)}"
+            return self._park(task, callback, args, context, label)
+        if self._passthrough:
+            return self._run_through(task, callback, args, context)
+        label = self._decision_label(task, args)
+        if label is None:
+            return self._run_through(task, callback, args, context)
+        return self._park(task, callback, args, context, label)
+
+    # ---- running a schedule -------------------------------------------------
+
+    async def run(self, root: Callable[[], Awaitable[object]]) -> ScheduleOutcome:
+        """Run ``root()`` as the simulated root task under this director's control."""
+        if self.loop.director is not None:
+            raise RuntimeError("a schedule is already running on this loop")
+        self.loop.director = self
+        error: BaseException | None = None
+        result: object = None
+        try:
+            self._adopting_root = True
+            try:
+                root_task = self.loop.create_task(_coroutine(root), name=ROOT_NAME)
+            finally:
+                self._adopting_root = False
+            error = await self._decide_until_done(root_task)
+            if error is None:
+                result, error = _result_of(root_task, self)
+        except (Exception, asyncio.CancelledError) as failure:
+            # a scheduler failure or a strategy's TokenError ends the schedule too
+            error = failure
+        finally:
+            leftovers = await self._finish()
+            self.loop.director = None
+        if error is None and leftovers:
+            error = leftovers
+        director_task = asyncio.current_task()
+        if isinstance(error, asyncio.CancelledError) and director_task and director_task.cancelling():
+            raise error  # the exploration itself is being cancelled, not the scenario
+        if not isinstance(error, TokenError):
+            self.strategy.end(self.trace())
+        return ScheduleOutcome(self.trace(), result, error)
+
+    def trace(self) -> Trace:
+        return Trace(tuple(self.decisions))
+
+    async def point(self, label: str) -> None:
+        """Make the current simulated task stop at a decision point called ``label``."""
+        task = asyncio.current_task(self.loop)
+        if task is None or task not in self.index:
+            return
+        self._pending_point[task] = label
+        await _yield_once()
+
+    async def _decide_until_done(self, root: asyncio.Task[Any]) -> BaseException | None:
+        cancelled_leftovers = False
+        while True:
+            await self._settle()
+            if self.clock.has_due():
+                self._wake("timer", self.clock.pop_due())
+                continue
+            runnable = [t for t in self.tasks if t in self.parked]
+            if not runnable:
+                live = [t for t in self.tasks if not t.done()]
+                if not live:
+                    return None
+                if root.done() and not cancelled_leftovers:
+                    # like asyncio.run: tasks the scenario left behind are cancelled
+                    cancelled_leftovers = True
+                    self._cancel(live)
+                    continue
+                if self.clock.advance_to_next():
+                    continue
+                return Deadlock(self._deadlock_message(live))
+            if root.done() and not cancelled_leftovers:
+                cancelled_leftovers = True
+                self._cancel([t for t in self.tasks if not t.done()])
+                continue
+            if len(self.decisions) >= self.limits.max_steps:
+                return StepBoundExceeded(self._step_bound_message(runnable))
+            self._decide(runnable)
+
+    def _decide(self, runnable: list[asyncio.Task[Any]]) -> None:
+        candidates = [
+            Candidate(self.names[t], self.index[t], self.parked[t].label) for t in runnable
+        ]
+        previous = self._previous if self._previous in self.parked else None
+        previous_candidate = (
+            candidates[runnable.index(previous)] if previous is not None else None
+        )
+        step = len(self.decisions)
+        chosen = self.strategy.choose(step, candidates, previous_candidate)
+        task = runnable[candidates.index(chosen)]
+        self.decisions.append(
+            Decision(
+                step=step,
+                task=chosen.name,
+                task_index=chosen.index,
+                label=chosen.label,
+                runnable=tuple(c.name for c in candidates),
+                preemption=previous is not None and previous is not task,
+            )
+        )
+        self._previous = task
+        parked = self.parked.pop(task)
+        self._release(task, parked.callback, parked.args, parked.context)
+
+    # ---- settling -------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        """Return once no simulated task has I/O in flight (see the module docstring)."""
+        started = time.monotonic()
+        while True:
+            await self._drain()
+            outside = self._in_flight()
+            if not outside:
+                return
+            waited = time.monotonic() - started
+            if waited > self.limits.stuck_after:
+                raise StuckOutsideIO(self._stuck_message(outside, waited))
+            await self._wait_for_change(self.limits.stuck_after - waited + 0.001)
+
+    def _in_flight(self) -> list[tuple[asyncio.Task[Any], Wait]]:
+        waits = []
+        for task in self.tasks:
+            if task.done() or task in self.parked:
+                continue
+            wait = self.wait_of(task)
+            self._last_wait[task] = wait
+            if not wait.settled:
+                waits.append((task, wait))
+        return waits
+
+    def wait_of(self, task: asyncio.Task[Any]) -> Wait:
+        return classify(task, self.tasks, self.names.__getitem__, self.clock.holds_future)
+
+    async def _drain(self) -> None:
+        """Let already-queued callbacks run, so wake-ups in flight land in ``parked``."""
+        for _ in range(_DRAIN_ROUNDS):
+            if self.loop.ready_count() == 0:
+                return
+            await asyncio.sleep(0)
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        waiter = self.loop.create_future()
+        self._waiter = waiter
+        timer = self.loop.call_later(timeout, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _poke(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    # ---- parking and releasing ----------------------------------------------
+
+    def _park(
+        self,
+        task: asyncio.Task[Any],
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: Context | None,
+        label: str,
+    ) -> asyncio.Handle:
+        if task in self.parked:
+            raise RuntimeError(f"interlace: task {self.names[task]} has two pending steps")
+        self.parked[task] = _Parked(callback, args, context, label)
+        self._poke()
+        return asyncio.Handle(callback, args, self.loop, context)
+
+    def _run_through(
+        self,
+        task: asyncio.Task[Any],
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: Context | None,
+    ) -> asyncio.Handle:
+        self._release(task, callback, args, context)
+        return asyncio.Handle(callback, args, self.loop, context)
+
+    def _release(
+        self,
+        task: asyncio.Task[Any],
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: Context | None,
+    ) -> None:
+        def step() -> None:
+            # The task's own context is entered by its step; this wrapper only adds
+            # the poke, so the director re-checks as soon as the step has run.
+            try:
+                callback(*args)
+            finally:
+                self._poke()
+
+        self.loop.release(step, (), context)
+
+    def _decision_label(self, task: asyncio.Task[Any], args: tuple[Any, ...]) -> str | None:
+        """The label if this step is a decision point, None if it is an atomic continuation."""
+        point = self._pending_point.pop(task, None)
+        if point is not None:
+            return point
+        where = _function_of(task)
+        current = asyncio.current_task(self.loop)
+        awaited = args[0] if args else None
+        last_wait = self._last_wait.pop(task, None)
+        if isinstance(awaited, asyncio.Task) and awaited in self.index:
+            return f"joined {self.names[awaited]}"
+        if last_wait is not None and last_wait.kind == "join":
+            return f"joined {last_wait.what}"
+        if current is task:
+            return f"yield in {where}"
+        if current is not None and current in self.index:
+            return f"after {_asyncio_wait(task)} in {where}"
+        if self._waking is not None:
+            return f"{self._waking} in {where}"
+        if last_wait is not None and last_wait.settled:
+            return f"after {last_wait.what} in {where}"
+        if _in_sqlalchemy_operation(task):
+            return None
+        return f"after I/O in {where}"
+
+    def _should_adopt(self, task: asyncio.Task[Any]) -> bool:
+        if self._adopting_root:
+            return True
+        current = asyncio.current_task(self.loop)
+        if current is None or current not in self.index:
+            return False
+        coro = task.get_coro()
+        return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED"
+
+    def _adopt(self, task: asyncio.Task[Any]) -> None:
+        if self._adopting_root:
+            name = ROOT_NAME
+        else:
+            requested = self._creating_name
+            if requested is None and not _DEFAULT_TASK_NAME.fullmatch(task.get_name()):
+                requested = task.get_name()
+            name = requested if requested is not None else self._child_name()
+        name = self._unique(name)
+        task.set_name(name)
+        self.index[task] = len(self.tasks)
+        self.tasks.append(task)
+        self.names[task] = name
+        task.add_done_callback(self._on_done)
+
+    def _child_name(self) -> str:
+        parent = asyncio.current_task(self.loop)
+        assert parent is not None
+        count = self._children.get(parent, 0) + 1
+        self._children[parent] = count
+        parent_name = self.names[parent]
+        return f"T{count}" if parent_name == ROOT_NAME else f"{parent_name}.{count}"
+
+    def _unique(self, name: str) -> str:
+        seen = self._used_names.get(name, 0) + 1
+        self._used_names[name] = seen
+        return name if seen == 1 else f"{name}#{seen}"
+
+    def _on_done(self, _task: asyncio.Task[Any]) -> None:
+        self._poke()
+
+    def _wake(self, reason: str, timers: list[asyncio.TimerHandle]) -> None:
+        self._waking = reason
+        try:
+            for handle in timers:
+                handle._run()
+        finally:
+            self._waking = None
+
+    def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
+        self._waking = "cancelled"
+        try:
+            for task in tasks:
+                task.cancel()
+        finally:
+            self._waking = None
+
+    # ---- after the schedule ---------------------------------------------------
+
+    async def _finish(self) -> BaseException | None:
+        """Cancel what is left, let it unwind without decisions, and report what would not."""
+        self._passthrough = True
+        for task in [t for t in self.tasks if t in self.parked]:
+            parked = self.parked.pop(task)
+            self._release(task, parked.callback, parked.args, parked.context)
+        live = [t for t in self.tasks if not t.done()]
+        for task in live:
+            task.cancel()
+        deadline = time.monotonic() + self.limits.stuck_after
+        while any(not t.done() for t in self.tasks) and time.monotonic() < deadline:
+            await self._drain()
+            if not self._in_flight() and self.clock.advance_to_next():
+                self._wake("timer", self.clock.pop_due())
+                continue
+            if any(not t.done() for t in self.tasks):
+                await self._wait_for_change(0.01)
+        self.clock.clear()
+        stuck = [self.names[t] for t in self.tasks if not t.done()]
+        if stuck:
+            return StuckOutsideIO(
+                "these tasks did not finish after cancellation at the end of the schedule: "
+                + ", ".join(stuck)
+            )
+        return None
+
+    # ---- messages -------------------------------------------------------------
+
+    def _describe(self, tasks: list[asyncio.Task[Any]]) -> str:
+        return "\n".join(f"  {self.names[t]} {self.wait_of(t).describe()}" for t in tasks)
+
+    def _deadlock_message(self, live: list[asyncio.Task[Any]]) -> str:
+        return (
+            "deadlock: every live task waits on another simulated task or an asyncio "
+            f"primitive, and no timer is pending:\n{self._describe(live)}"
+        )
+
+    def _step_bound_message(self, runnable: list[asyncio.Task[Any]]) -> str:
+        parked = ", ".join(f"{self.names[t]} at {self.parked[t].label!r}" for t in runnable)
+        return (
+            f"step bound exceeded: {self.limits.max_steps} decisions and the schedule has "
+            f"not ended (possible livelock or unfair schedule); runnable: {parked}; raise "
+            "max_steps if the scenario is legitimately this long"
+        )
+
+    def _stuck_message(self, outside: list[tuple[asyncio.Task[Any], Wait]], waited: float) -> str:
+        lines = "\n".join(f"  {self.names[t]} {w.describe()}" for t, w in outside)
+        return (
+            f"stuck outside I/O: waited {waited:.1f} s (bound: stuck_after="
+            f"{self.limits.stuck_after:g} s) for these tasks:\n{lines}\n"
+            "is the database reachable, and not locked by a connection outside the "
+            "simulation? A task that awaits a bare future completed by another simulated "
+            "task also looks like this: use an asyncio primitive (Event, Queue) instead"
+        )
+
+
+# ---- helpers ------------------------------------------------------------------
+
+
+def _coroutine(root: Callable[[], Awaitable[object]]) -> Coroutine[Any, Any, object]:
+    awaitable = root()
+    if inspect.iscoroutine(awaitable):
+        return awaitable
+
+    async def await_it() -> object:
+        return await awaitable
+
+    return await_it()
+
+
+@types.coroutine
+def _yield_once() -> Generator[None, None, None]:
+    """A bare yield: the task's next step comes back through ``call_soon``."""
+    yield
+
+
+def _resolve(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+def _result_of(root: asyncio.Task[Any], director: Director) -> tuple[object, BaseException | None]:
+    if root.cancelled():
+        return None, asyncio.CancelledError("the scenario's root task was cancelled")
+    error = root.exception()
+    if error is not None:
+        return None, error
+    for task in director.tasks[1:]:
+        if task.done() and not task.cancelled():
+            child_error = task.exception()
+            if child_error is not None and _never_retrieved(task):
+                return None, child_error
+    return root.result(), None
+
+
+def _never_retrieved(task: asyncio.Task[Any]) -> bool:
+    # asyncio logs "exception was never retrieved" for these; here they are failures
+    return bool(getattr(task, "_log_traceback", False))
+
+
+def _coroutine_name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    qualname = getattr(coro, "__qualname__", None)
+    return qualname if isinstance(qualname, str) else type(coro).__name__
+
+
+def _function_of(task: asyncio.Task[Any]) -> str:
+    location = app_location(await_frames(task))
+    return location.split(" (", 1)[0] if location else _coroutine_name(task)
+
+
+def _asyncio_wait(task: asyncio.Task[Any]) -> str:
+    inner = innermost_asyncio(await_frames(task))
+    return inner[1] if inner is not None else "wake-up"
+
+
+def _in_sqlalchemy_operation(task: asyncio.Task[Any]) -> bool:
+    # Any SQLAlchemy frame in the await chain: its async layer is doing driver I/O on
+    # the app's behalf (inside greenlet_spawn, or closing a cursor after a result).
+    return any(
+        str(frame.f_globals.get("__name__", "")).startswith("sqlalchemy.")
+        for frame in await_frames(task)
+    )

@@ -1,0 +1,109 @@
+"""The controlled event loop: a selector loop whose simulated task steps a director releases.
+
+Every step or wake-up of an asyncio Task reaches the loop through
+``call_soon(callback, ...)`` with ``callback.__self__`` being the Task, for the
+C and the Python Task alike (3.11-3.13). While a director is attached, steps of
+simulated tasks are handed to it: it parks them until it decides that task
+runs, or lets them through when they are the atomic continuation of an
+operation already chosen. Everything else (I/O callbacks, aiosqlite's
+``call_soon_threadsafe``, timers of code outside the simulation, the director
+itself) runs as on any loop, so real I/O keeps flowing while simulated tasks
+wait for their turn.
+
+Timers set by simulated code go to the director's virtual clock, and
+``time()`` answers virtual time to simulated code (see ``clock.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from interlace._core.errors import UsageError
+
+if TYPE_CHECKING:
+    from interlace._core.director import Director
+
+_T = TypeVar("_T")
+
+_NO_TASK_FACTORY = (
+    "interlace's controlled loop does not support task factories: an eager task "
+    "factory runs a task's first step inside create_task, where the scheduler cannot "
+    "park it, so interleavings would escape control; remove loop.set_task_factory(...) "
+    "from the code under test while it runs under interlace"
+)
+
+
+class ControlledLoop(asyncio.SelectorEventLoop):
+    """An event loop on which a ``Director`` controls simulated tasks.
+
+    Outside a schedule it behaves like ``asyncio.SelectorEventLoop``; run it
+    with ``asyncio.Runner(loop_factory=ControlledLoop)``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # invariant: set only while a schedule runs on this loop
+        self.director: Director | None = None
+        self._base_call_soon = super().call_soon
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: Context | None = None
+    ) -> asyncio.Handle:
+        director = self.director
+        if director is not None:
+            task = getattr(callback, "__self__", None)
+            if isinstance(task, asyncio.Task):
+                handle = director.intercept(task, callback, args, context)
+                if handle is not None:
+                    return handle
+        return self._base_call_soon(callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        director = self.director
+        if director is not None and director.in_simulated_task():
+            return director.clock.schedule(when, callback, args, self, context)
+        return super().call_at(when, callback, *args, context=context)
+
+    def time(self) -> float:
+        director = self.director
+        if director is not None and director.in_simulated_task():
+            return director.clock.now
+        return super().time()
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, _T],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+    ) -> asyncio.Task[_T]:
+        director = self.director
+        if director is None:
+            return super().create_task(coro, name=name, context=context)
+        with director.creating(name):
+            return super().create_task(coro, name=name, context=context)
+
+    def set_task_factory(self, factory: Any) -> None:
+        if factory is not None:
+            raise UsageError(_NO_TASK_FACTORY)
+        super().set_task_factory(None)
+
+    def release(
+        self, callback: Callable[..., object], args: tuple[Any, ...], context: Context | None
+    ) -> None:
+        """Queue a step the director decided to run (bypassing interception)."""
+        self._base_call_soon(callback, *args, context=context)
+
+    def ready_count(self) -> int:
+        """How many callbacks are queued to run (asyncio's private ``_ready``)."""
+        ready: Any = getattr(self, "_ready", ())
+        return len(ready)

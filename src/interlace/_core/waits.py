@@ -1,0 +1,188 @@
+"""Where a simulated task waits, and why that matters for the settle rule.
+
+The director may only decide when no simulated I/O is in flight. A task that
+is not parked is therefore classified by what it awaits:
+
+- ``primitive``: an asyncio Lock, Event, Condition, Semaphore or Queue; only
+  another simulated task can release it;
+- ``timer``: a sleep or timeout on the virtual clock; only the director fires it;
+- ``join``: another simulated task (await, gather, shield, TaskGroup, wait,
+  wait_for); that task's progress releases it;
+- ``outside``: anything else (a database driver's socket, aiosqlite's thread,
+  an executor): the director must wait for it in real time.
+
+A task that was just woken (its step is queued) is ``running``. Classification
+reads asyncio internals that are stable across 3.11-3.13 (``Task._fut_waiter``,
+``Future._callbacks``, coroutine ``cr_await`` chains, ``co_qualname``);
+``tests/core/test_waits.py`` pins them on every supported version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, Literal
+
+WaitKind = Literal["running", "primitive", "timer", "join", "outside"]
+
+# Frames of these modules are machinery; labels name the app frame below them.
+_MACHINERY_MODULES = (
+    "asyncio",
+    "interlace._core",
+    "interlace.db",
+    "interlace.point",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "contextlib",
+    "greenlet",
+)
+_PRIMITIVE_MODULES = ("asyncio.locks", "asyncio.queues")
+_JOIN_FRAMES = {
+    ("asyncio.taskgroups", "TaskGroup.__aexit__"),
+    ("asyncio.taskgroups", "TaskGroup._aexit"),
+    ("asyncio.tasks", "wait_for"),
+    ("asyncio.tasks", "_wait"),
+}
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a task waits on (``what``) and where in the app (``where``)."""
+
+    kind: WaitKind
+    what: str
+    where: str
+
+    @property
+    def settled(self) -> bool:
+        """True when only the simulation itself can end this wait."""
+        return self.kind in ("primitive", "timer", "join")
+
+    def describe(self) -> str:
+        at = f" at {self.where}" if self.where else ""
+        if self.kind == "join":
+            return f"waits for {self.what}{at}"
+        if self.kind == "outside":
+            return f"waits on outside I/O ({self.what}){at}"
+        return f"waits in {self.what}{at}"
+
+
+def await_frames(task: asyncio.Task[Any]) -> list[FrameType]:
+    """The frames of the task's await chain, outermost first."""
+    frames: list[FrameType] = []
+    link: Any = task.get_coro()
+    while link is not None:
+        frame = getattr(link, "cr_frame", None) or getattr(link, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
+    return frames
+
+
+def module_of(frame: FrameType) -> str:
+    name = frame.f_globals.get("__name__", "")
+    return name if isinstance(name, str) else ""
+
+
+def _is_machinery(frame: FrameType) -> bool:
+    module = module_of(frame)
+    return any(module == m or module.startswith(m + ".") for m in _MACHINERY_MODULES)
+
+
+def app_location(frames: list[FrameType]) -> str:
+    """``transfer (bank.py:14)``: the innermost frame that belongs to the app."""
+    for frame in reversed(frames):
+        if not _is_machinery(frame):
+            code = frame.f_code
+            return f"{code.co_qualname} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
+    return ""
+
+
+def innermost_asyncio(frames: list[FrameType]) -> tuple[str, str] | None:
+    """(module, qualname) of the innermost asyncio frame, if the task waits inside asyncio."""
+    for frame in reversed(frames):
+        module = module_of(frame)
+        if module.startswith("asyncio."):
+            return module, frame.f_code.co_qualname
+        if not _is_machinery(frame):
+            return None
+    return None
+
+
+def classify(
+    task: asyncio.Task[Any],
+    live_tasks: Iterable[asyncio.Task[Any]],
+    names: Callable[[asyncio.Task[Any]], str],
+    timer_futures: Callable[[asyncio.Future[Any]], bool],
+) -> Wait:
+    """Classify the wait of a live task that is not parked (see the module docstring)."""
+    waiter: asyncio.Future[Any] | None = getattr(task, "_fut_waiter", None)
+    if waiter is None or waiter.done():
+        return Wait("running", "", "")
+    frames = await_frames(task)
+    where = app_location(frames)
+    live = [t for t in live_tasks if t is not task and not t.done()]
+    if isinstance(waiter, asyncio.Task) and waiter in live:
+        return Wait("join", names(waiter), where)
+    inner = innermost_asyncio(frames)
+    if inner is not None and inner[0] in _PRIMITIVE_MODULES:
+        return Wait("primitive", inner[1], where)
+    if timer_futures(waiter) or (inner is not None and inner == ("asyncio.tasks", "sleep")):
+        return Wait("timer", "sleep" if inner == ("asyncio.tasks", "sleep") else "timer", where)
+    joined = [t for t in live if _releases(t, waiter)]
+    if joined or (inner is not None and inner in _JOIN_FRAMES and _frame_joins(frames, live)):
+        what = ", ".join(names(t) for t in joined) if joined else "child tasks"
+        return Wait("join", what, where)
+    what = type(waiter).__name__ if inner is None else f"{inner[1]}"
+    return Wait("outside", what, where)
+
+
+def _releases(task: asyncio.Task[Any], future: asyncio.Future[Any]) -> bool:
+    """Does one of the task's done-callbacks complete ``future``?
+
+    Covers gather (closure over the outer future), shield (closure over the
+    outer future), asyncio.wait and 3.11's wait_for (closure or partial over
+    the waiter) and TaskGroup (bound method of the group that owns the future).
+    """
+    if isinstance(future, asyncio.Task):
+        return False
+    callbacks = getattr(task, "_callbacks", None) or ()
+    return any(_refers_to(callback, future) for callback, _context in callbacks)
+
+
+def _refers_to(callback: Any, target: object) -> bool:
+    if isinstance(callback, functools.partial):
+        return any(arg is target for arg in callback.args) or _refers_to(callback.func, target)
+    for cell in getattr(callback, "__closure__", None) or ():
+        try:
+            if cell.cell_contents is target:
+                return True
+        except ValueError:  # an empty cell
+            continue
+    owner = getattr(callback, "__self__", None)
+    if owner is not None and not isinstance(owner, asyncio.Future):
+        attributes = getattr(owner, "__dict__", {})
+        return any(value is target for value in attributes.values())
+    return False
+
+
+def _frame_joins(frames: list[FrameType], live: list[asyncio.Task[Any]]) -> bool:
+    """A TaskGroup exit, asyncio.wait or wait_for frame waiting on a live simulated task."""
+    for frame in reversed(frames):
+        if not module_of(frame).startswith("asyncio."):
+            continue
+        local_values = list(frame.f_locals.values())
+        owner = frame.f_locals.get("self")
+        if owner is not None:
+            local_values.extend(getattr(owner, "__dict__", {}).values())
+        for value in local_values:
+            members = value if isinstance(value, set | list | tuple | frozenset) else (value,)
+            if any(isinstance(m, asyncio.Task) and m in live for m in members):
+                return True
+    return False

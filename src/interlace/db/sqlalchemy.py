@@ -1,0 +1,89 @@
+"""SQLAlchemy instrumentation: every SQL statement, COMMIT and ROLLBACK is a decision point.
+
+The listeners are attached to SQLAlchemy's ``Engine`` class, so they apply to
+every engine, including ones created before interlace was imported, and cost
+one check per statement outside a simulation. Inside a simulated task they
+run in SQLAlchemy's greenlet and await the director there (``await_``), so the
+task stops *before* the statement reaches the driver; the driver round-trips
+of the chosen statement then run atomically (see ``interlace._core.director``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
+
+from interlace._core.loop import ControlledLoop
+
+_TABLE_AFTER = {
+    "SELECT": re.compile(r"\bFROM\s+([\w.\"`\[\]]+)", re.IGNORECASE),
+    "DELETE": re.compile(r"\bFROM\s+([\w.\"`\[\]]+)", re.IGNORECASE),
+    "INSERT": re.compile(r"\bINTO\s+([\w.\"`\[\]]+)", re.IGNORECASE),
+    "UPDATE": re.compile(r"^\s*UPDATE\s+([\w.\"`\[\]]+)", re.IGNORECASE),
+}
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|SHARE|KEY\s+SHARE)\b", re.IGNORECASE)
+_installed = False
+
+
+def statement_label(statement: str) -> str:
+    """``SELECT tool_sessions``, ``UPDATE tool_sessions``, ``SELECT FOR UPDATE accounts``."""
+    words = statement.split(None, 1)
+    if not words:
+        return "SQL"
+    verb = words[0].upper()
+    pattern = _TABLE_AFTER.get(verb)
+    match = pattern.search(statement) if pattern is not None else None
+    if verb == "SELECT" and _LOCKING.search(statement):
+        verb = "SELECT FOR " + " ".join(_LOCKING.search(statement).group(1).upper().split())  # type: ignore[union-attr]
+    if match is None:
+        return verb
+    return f"{verb} {match.group(1).strip(chr(34) + '`[]')}"
+
+
+def install() -> None:
+    """Attach the listeners once per process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    event.listen(Engine, "before_cursor_execute", _before_statement)
+    event.listen(Engine, "commit", _before_commit)
+    event.listen(Engine, "rollback", _before_rollback)
+    _installed = True
+
+
+def _stop_here(label: str) -> None:
+    """Await a decision point from inside SQLAlchemy's greenlet, when in a simulation."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not isinstance(loop, ControlledLoop) or loop.director is None:
+        return
+    if not loop.director.in_simulated_task() or not in_greenlet():
+        return
+    await_only(loop.director.point(label))
+
+
+def _before_statement(
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    _stop_here(statement_label(statement))
+
+
+def _before_commit(conn: Connection) -> None:
+    _stop_here("COMMIT")
+
+
+def _before_rollback(conn: Connection) -> None:
+    _stop_here("ROLLBACK")

@@ -1,0 +1,259 @@
+"""Exploration: run many schedules of a scenario, keep the first failure, replay tokens.
+
+``explore`` and ``replay`` are synchronous: each makes one ``ControlledLoop``
+that runs every schedule of the call, so engines and pools made by the
+scenario's resource live across schedules. ``explore_async`` and
+``replay_async`` do the same on a ``ControlledLoop`` that is already running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from interlace._core.director import Director, Limits
+from interlace._core.errors import SchedulerFailure, TokenError, UsageError
+from interlace._core.loop import ControlledLoop
+from interlace._core.trace import Token, Trace
+from interlace.report.table import interleaving_table
+from interlace.scenario import Scenario, as_scenario
+from interlace.strategies import ReplayStrategy, by_name
+from interlace.strategies.base import Strategy
+
+ScenarioLike = Scenario | Callable[..., Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failing schedule: what failed, its trace, and the token that replays it."""
+
+    exception: BaseException
+    token: str
+    trace: Trace
+    schedule: int
+    seed: int
+
+    @property
+    def kind(self) -> str:
+        """``invariant`` (an AssertionError), ``scheduler`` (deadlock, ...), or ``error``."""
+        if isinstance(self.exception, AssertionError):
+            return "invariant"
+        if isinstance(self.exception, SchedulerFailure):
+            return "scheduler"
+        return "error"
+
+    def headline(self) -> str:
+        message = str(self.exception).strip() or "(no message)"
+        return f"{type(self.exception).__name__}: {message}"
+
+    def describe(self) -> str:
+        """The violation, the interleaving table, the token and the command that replays it."""
+        return "\n".join(
+            [
+                self.headline(),
+                "",
+                interleaving_table(self.trace),
+                "",
+                f"token: {self.token}",
+                f"replay: interlace replay '{self.token}'",
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class ExploreReport:
+    """The result of ``explore``."""
+
+    scenario: str
+    strategy: str
+    seed: int
+    schedules_run: int
+    distinct_interleavings: int
+    failure: Failure | None
+    exhausted: bool
+    elapsed: float
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+    def summary(self) -> str:
+        verdict = "FAILED" if self.failure else "passed"
+        space = " (strategy exhausted its schedules)" if self.exhausted else ""
+        return (
+            f"{self.scenario}: {verdict} after {self.schedules_run} schedules "
+            f"({self.distinct_interleavings} distinct interleavings, {self.strategy}, "
+            f"seed {self.seed}, {self.elapsed:.2f} s){space}"
+        )
+
+
+def explore(
+    scenario: ScenarioLike,
+    *,
+    strategy: str | Strategy = "random",
+    schedules: int = 200,
+    seed: int = 0,
+    max_steps: int = 10_000,
+    stuck_after: float = 10.0,
+) -> ExploreReport:
+    """Run up to ``schedules`` schedules of ``scenario``; stop at the first failure.
+
+    >>> report = interlace.explore(lost_update, strategy="pct", schedules=100, seed=1)
+    >>> report.failure.token if report.failure else "passed"
+    """
+    target = as_scenario(scenario)
+    limits = Limits(max_steps=max_steps, stuck_after=stuck_after)
+    chosen = _strategy(strategy)
+    return _run_sync(
+        explore_async(target, strategy=chosen, schedules=schedules, seed=seed, limits=limits)
+    )
+
+
+async def explore_async(
+    scenario: ScenarioLike,
+    *,
+    strategy: str | Strategy = "random",
+    schedules: int = 200,
+    seed: int = 0,
+    limits: Limits | None = None,
+) -> ExploreReport:
+    """``explore`` on the running ``ControlledLoop``."""
+    if schedules < 1:
+        raise UsageError(f"schedules must be at least 1, got {schedules}")
+    if seed < 0:
+        raise UsageError(f"seed must be a non-negative integer, got {seed}")
+    target = as_scenario(scenario)
+    chosen = _strategy(strategy)
+    loop = _controlled_loop()
+    _install_instrumentation()
+    seeds = random.Random(seed)
+    interleavings: set[tuple[tuple[str, str], ...]] = set()
+    failure: Failure | None = None
+    exhausted = False
+    run = 0
+    started = time.monotonic()
+    async with target.resources() as value:
+        while run < schedules:
+            schedule_seed = seeds.getrandbits(63)
+            if not chosen.begin(schedule_seed):
+                exhausted = True
+                break
+            if target.reset is not None:
+                await target.reset(value)
+            outcome = await Director(loop, chosen, limits or Limits()).run(target.bind(value))
+            run += 1
+            interleavings.add(outcome.trace.interleaving())
+            if isinstance(outcome.error, TokenError):
+                raise outcome.error
+            if outcome.error is not None:
+                token = Token.from_trace(target.name, chosen.name, schedule_seed, outcome.trace)
+                failure = Failure(outcome.error, token.encode(), outcome.trace, run - 1, schedule_seed)
+                break
+    return ExploreReport(
+        scenario=target.name,
+        strategy=chosen.name,
+        seed=seed,
+        schedules_run=run,
+        distinct_interleavings=len(interleavings),
+        failure=failure,
+        exhausted=exhausted,
+        elapsed=time.monotonic() - started,
+    )
+
+
+def replay(
+    scenario: ScenarioLike, token: str, *, max_steps: int = 10_000, stuck_after: float = 10.0
+) -> Trace:
+    """Run the schedule of ``token`` once.
+
+    Returns the trace when the schedule passes (the bug is fixed). Otherwise
+    raises what the schedule raised, the same exception as when the token was
+    made, with notes holding the interleaving table and the token; its
+    ``interlace_failure`` attribute is the ``Failure`` (with the same trace).
+    Raises ``TokenError`` when the token is malformed, names another
+    scenario, or no longer fits the code.
+    """
+    target = as_scenario(scenario)
+    limits = Limits(max_steps=max_steps, stuck_after=stuck_after)
+    return _run_sync(replay_async(target, token, limits=limits))
+
+
+async def replay_async(
+    scenario: ScenarioLike, token: str, *, limits: Limits | None = None
+) -> Trace:
+    """``replay`` on the running ``ControlledLoop``."""
+    target = as_scenario(scenario)
+    decoded = Token.decode(token)
+    if decoded.scenario != target.name:
+        raise TokenError(
+            f"token is for scenario {decoded.scenario!r}, not {target.name!r}: "
+            "replay it against the scenario that made it"
+        )
+    loop = _controlled_loop()
+    _install_instrumentation()
+    strategy = ReplayStrategy(decoded)
+    strategy.begin(decoded.seed)
+    async with target.resources() as value:
+        if target.reset is not None:
+            await target.reset(value)
+        outcome = await Director(loop, strategy, limits or Limits()).run(target.bind(value))
+    if isinstance(outcome.error, TokenError):
+        raise outcome.error
+    if outcome.error is None:
+        return outcome.trace
+    failure = Failure(outcome.error, token.strip(), outcome.trace, 0, decoded.seed)
+    error = outcome.error
+    error.interlace_failure = failure  # type: ignore[attr-defined]
+    error.add_note(interleaving_table(outcome.trace))
+    error.add_note(f"token: {failure.token}")
+    raise error
+
+
+def _strategy(strategy: str | Strategy) -> Strategy:
+    if isinstance(strategy, str):
+        try:
+            return by_name(strategy)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    return strategy
+
+
+def _controlled_loop() -> ControlledLoop:
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, ControlledLoop):
+        raise UsageError(
+            f"interlace needs its ControlledLoop, but this code runs on {type(loop).__name__}; "
+            "call interlace.explore(...) from synchronous code, or run the coroutine with "
+            "asyncio.Runner(loop_factory=interlace.ControlledLoop)"
+        )
+    if loop.director is not None:
+        raise UsageError(
+            "explore/replay called from inside a simulation: run one exploration at a time"
+        )
+    return loop
+
+
+def _run_sync(coroutine: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with asyncio.Runner(loop_factory=ControlledLoop) as runner:
+            return runner.run(coroutine)
+    coroutine.close()
+    raise UsageError(
+        "interlace.explore/replay are synchronous and were called inside a running event "
+        "loop; await interlace.explore_async(...) / replay_async(...) on a ControlledLoop"
+    )
+
+
+def _install_instrumentation() -> None:
+    if importlib.util.find_spec("sqlalchemy") is None:
+        return  # SQLAlchemy is not installed: there is nothing to instrument
+    from interlace.db import sqlalchemy as sqlalchemy_points
+
+    sqlalchemy_points.install()

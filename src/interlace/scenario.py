@@ -1,0 +1,141 @@
+"""Scenarios: the async code a simulation runs, and the resources it keeps across schedules.
+
+A scenario is an async callable that starts its concurrent tasks (``gather``,
+``create_task``, ``TaskGroup``) and asserts its invariants at the end. Many
+schedules of one exploration run on one event loop, so resources that are
+expensive to make (an engine, a warmed connection pool, a schema) are made
+once, outside any schedule, and reset between schedules::
+
+    @asynccontextmanager
+    async def database() -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine("sqlite+aiosqlite:///sim.db", connect_args={"timeout": 0})
+        await create_schema(engine)
+        await interlace.warm_pool(engine, connections=3)
+        yield engine
+        await engine.dispose()
+
+    async def clear(engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(delete(accounts))
+
+    @interlace.scenario(resource=database, reset=clear)
+    async def two_withdrawals(engine: AsyncEngine) -> None:
+        await asyncio.gather(withdraw(engine, 50), withdraw(engine, 70))
+        assert await balance(engine) >= 0
+
+``resource`` and ``reset`` run on the controlled loop but outside the
+schedule: they make no decisions and their statements are not traced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, overload
+
+from interlace._core.errors import UsageError
+
+ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
+Reset = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario body, its name, and the optional resource it runs with."""
+
+    body: Callable[..., Awaitable[object]]
+    name: str
+    resource: ResourceFactory | None = None
+    reset: Reset | None = None
+
+    def resources(self) -> AbstractAsyncContextManager[Any]:
+        """Enter once per exploration; yields what ``body`` and ``reset`` receive."""
+        if self.resource is None:
+            return _no_resource()
+        return self.resource()
+
+    def bind(self, value: Any) -> Callable[[], Awaitable[object]]:
+        """The root of one schedule: ``body()`` or ``body(value)``."""
+        if self.resource is None:
+            return self.body
+        return lambda: self.body(value)
+
+    async def __call__(self, *args: Any) -> object:
+        """Call the body directly, outside any simulation (e.g. as a plain test)."""
+        return await self.body(*args)
+
+
+@contextlib.asynccontextmanager
+async def _no_resource() -> AsyncIterator[None]:
+    yield None
+
+
+def qualified_name(function: Callable[..., Any]) -> str:
+    """``package.module:qualname``: what tokens name and ``interlace replay`` imports."""
+    module = getattr(function, "__module__", None) or "__main__"
+    qualname = getattr(function, "__qualname__", None) or getattr(function, "__name__", "?")
+    return f"{module}:{qualname}"
+
+
+@overload
+def scenario(
+    body: Callable[..., Awaitable[object]],
+    *,
+    resource: ResourceFactory | None = None,
+    reset: Reset | None = None,
+    name: str | None = None,
+) -> Scenario: ...
+
+
+@overload
+def scenario(
+    body: None = None,
+    *,
+    resource: ResourceFactory | None = None,
+    reset: Reset | None = None,
+    name: str | None = None,
+) -> Callable[[Callable[..., Awaitable[object]]], Scenario]: ...
+
+
+def scenario(
+    body: Callable[..., Awaitable[object]] | None = None,
+    *,
+    resource: ResourceFactory | None = None,
+    reset: Reset | None = None,
+    name: str | None = None,
+) -> Scenario | Callable[[Callable[..., Awaitable[object]]], Scenario]:
+    """Declare a scenario, with ``@interlace.scenario`` or ``@interlace.scenario(resource=...)``.
+
+    ``resource`` is a factory of an async context manager (for example an
+    ``@asynccontextmanager`` function) entered once per exploration; its value
+    is passed to the body and to ``reset``, which runs before every schedule.
+    """
+
+    def wrap(function: Callable[..., Awaitable[object]]) -> Scenario:
+        if not inspect.iscoroutinefunction(function):
+            raise UsageError(
+                f"scenario {qualified_name(function)} must be an async function "
+                "(async def ...): interlace runs it as the root task of each schedule"
+            )
+        if reset is not None and resource is None:
+            raise UsageError(
+                f"scenario {qualified_name(function)} has reset= but no resource=: "
+                "reset receives the resource's value, so give both"
+            )
+        return Scenario(function, name or qualified_name(function), resource, reset)
+
+    return wrap(body) if body is not None else wrap
+
+
+def as_scenario(target: Scenario | Callable[..., Awaitable[object]]) -> Scenario:
+    """Accept a ``Scenario`` or a bare ``async def`` taking no arguments."""
+    if isinstance(target, Scenario):
+        return target
+    if callable(target):
+        return scenario(target)
+    raise UsageError(
+        f"not a scenario: {target!r}; pass an async function or an @interlace.scenario"
+    )
