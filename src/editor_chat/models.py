@@ -8,8 +8,8 @@ JSON objects that older code ignores.
 from __future__ import annotations
 
 # SQLAlchemy resolves the `Mapped[...]` annotations at runtime: these imports must stay.
-import uuid  # noqa: TC003
-from datetime import datetime  # noqa: TC003
+import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, DateTime, String, UniqueConstraint, func, text

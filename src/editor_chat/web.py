@@ -1,9 +1,9 @@
 """The editor chat over HTTP: a small ASGI app with a streaming (SSE) chat endpoint.
 
-Starlette is used because this layer needs only routing, JSON responses and
-a streaming response, which Starlette provides as a small ASGI toolkit
-(FastAPI would add validation and dependency-injection machinery we do not
-need), and httpx's ASGI transport tests it in-process.
+Starlette, because this layer needs only routing, JSON responses and a
+streaming (SSE) response, which that small ASGI toolkit provides without
+FastAPI's validation and dependency-injection layers, and httpx's ASGI
+transport tests it in-process.
 
 Endpoints (the caller's identity comes from `X-User-Id`, a stand-in for the
 real app's login session):

@@ -13,7 +13,7 @@ import os
 import uuid
 from typing import TYPE_CHECKING
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
