@@ -38,9 +38,11 @@ from interlace._core.errors import (
 )
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Decision, Trace
+from interlace.db.sqlalchemy import warm_pool
 from interlace.explore import (
     ExploreReport,
     Failure,
+    ScheduleRecord,
     explore,
     explore_async,
     replay,
@@ -58,6 +60,7 @@ __all__ = [
     "InterlaceError",
     "Limits",
     "Scenario",
+    "ScheduleRecord",
     "SchedulerFailure",
     "StepBoundExceeded",
     "StuckOutsideIO",
@@ -70,4 +73,5 @@ __all__ = [
     "replay",
     "replay_async",
     "scenario",
+    "warm_pool",
 ]

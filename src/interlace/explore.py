@@ -9,22 +9,23 @@ scenario's resource live across schedules. ``explore_async`` and
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from interlace._core.director import Director, Limits
 from interlace._core.errors import SchedulerFailure, TokenError, UsageError
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Token, Trace
+from interlace.db import sqlalchemy as sqlalchemy_points
 from interlace.report.table import interleaving_table
 from interlace.scenario import Scenario, as_scenario
 from interlace.strategies import ReplayStrategy, by_name
 from interlace.strategies.base import Strategy
 
+_T = TypeVar("_T")
 ScenarioLike = Scenario | Callable[..., Awaitable[object]]
 
 
@@ -66,6 +67,16 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class ScheduleRecord:
+    """One finished schedule, as ``explore(on_schedule=...)`` reports it."""
+
+    index: int
+    seed: int
+    trace: Trace
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
 class ExploreReport:
     """The result of ``explore``."""
 
@@ -100,8 +111,14 @@ def explore(
     seed: int = 0,
     max_steps: int = 10_000,
     stuck_after: float = 10.0,
+    on_schedule: Callable[[ScheduleRecord], None] | None = None,
 ) -> ExploreReport:
     """Run up to ``schedules`` schedules of ``scenario``; stop at the first failure.
+
+    ``strategy`` is "random", "pct" (depth 3), "pct<d>", or a ``Strategy``.
+    Schedule ``i`` gets the ``i``-th seed drawn from ``random.Random(seed)``,
+    so a run is reproducible from ``seed`` alone. ``on_schedule`` hears about
+    every finished schedule (progress, determinism checks).
 
     >>> report = interlace.explore(lost_update, strategy="pct", schedules=100, seed=1)
     >>> report.failure.token if report.failure else "passed"
@@ -110,7 +127,14 @@ def explore(
     limits = Limits(max_steps=max_steps, stuck_after=stuck_after)
     chosen = _strategy(strategy)
     return _run_sync(
-        explore_async(target, strategy=chosen, schedules=schedules, seed=seed, limits=limits)
+        explore_async(
+            target,
+            strategy=chosen,
+            schedules=schedules,
+            seed=seed,
+            limits=limits,
+            on_schedule=on_schedule,
+        )
     )
 
 
@@ -121,6 +145,7 @@ async def explore_async(
     schedules: int = 200,
     seed: int = 0,
     limits: Limits | None = None,
+    on_schedule: Callable[[ScheduleRecord], None] | None = None,
 ) -> ExploreReport:
     """``explore`` on the running ``ControlledLoop``."""
     if schedules < 1:
@@ -150,9 +175,13 @@ async def explore_async(
             interleavings.add(outcome.trace.interleaving())
             if isinstance(outcome.error, TokenError):
                 raise outcome.error
+            if on_schedule is not None:
+                on_schedule(ScheduleRecord(run - 1, schedule_seed, outcome.trace, outcome.error))
             if outcome.error is not None:
                 token = Token.from_trace(target.name, chosen.name, schedule_seed, outcome.trace)
-                failure = Failure(outcome.error, token.encode(), outcome.trace, run - 1, schedule_seed)
+                failure = Failure(
+                    outcome.error, token.encode(), outcome.trace, run - 1, schedule_seed
+                )
                 break
     return ExploreReport(
         scenario=target.name,
@@ -238,22 +267,24 @@ def _controlled_loop() -> ControlledLoop:
     return loop
 
 
-def _run_sync(coroutine: Any) -> Any:
+def _run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    if _loop_is_running():
+        coroutine.close()
+        raise UsageError(
+            "interlace.explore/replay are synchronous and were called inside a running event "
+            "loop; await interlace.explore_async(...) / replay_async(...) on a ControlledLoop"
+        )
+    with asyncio.Runner(loop_factory=ControlledLoop) as runner:
+        return runner.run(coroutine)
+
+
+def _loop_is_running() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        with asyncio.Runner(loop_factory=ControlledLoop) as runner:
-            return runner.run(coroutine)
-    coroutine.close()
-    raise UsageError(
-        "interlace.explore/replay are synchronous and were called inside a running event "
-        "loop; await interlace.explore_async(...) / replay_async(...) on a ControlledLoop"
-    )
+        return False
+    return True
 
 
 def _install_instrumentation() -> None:
-    if importlib.util.find_spec("sqlalchemy") is None:
-        return  # SQLAlchemy is not installed: there is nothing to instrument
-    from interlace.db import sqlalchemy as sqlalchemy_points
-
     sqlalchemy_points.install()

@@ -137,8 +137,7 @@ class Director:
             if not self._should_adopt(task):
                 return None
             self._adopt(task)
-            label = f"start {_coroutine_name(task)}"
-            return self._park(task, callback, args, context, label)
+            return self._park(task, callback, args, context, f"start {_coroutine_name(task)}")
         if self._passthrough:
             return self._run_through(task, callback, args, context)
         label = self._decision_label(task, args)
@@ -173,7 +172,11 @@ class Director:
         if error is None and leftovers:
             error = leftovers
         director_task = asyncio.current_task()
-        if isinstance(error, asyncio.CancelledError) and director_task and director_task.cancelling():
+        if (
+            isinstance(error, asyncio.CancelledError)
+            and director_task is not None
+            and director_task.cancelling()
+        ):
             raise error  # the exploration itself is being cancelled, not the scenario
         if not isinstance(error, TokenError):
             self.strategy.end(self.trace())
@@ -223,9 +226,7 @@ class Director:
             Candidate(self.names[t], self.index[t], self.parked[t].label) for t in runnable
         ]
         previous = self._previous if self._previous in self.parked else None
-        previous_candidate = (
-            candidates[runnable.index(previous)] if previous is not None else None
-        )
+        previous_candidate = candidates[runnable.index(previous)] if previous is not None else None
         step = len(self.decisions)
         chosen = self.strategy.choose(step, candidates, previous_candidate)
         task = runnable[candidates.index(chosen)]

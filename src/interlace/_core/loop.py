@@ -49,7 +49,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         self.director: Director | None = None
         self._base_call_soon = super().call_soon
 
-    def call_soon(
+    def call_soon(  # type: ignore[override]
         self, callback: Callable[..., object], *args: Any, context: Context | None = None
     ) -> asyncio.Handle:
         director = self.director
@@ -61,7 +61,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
                     return handle
         return self._base_call_soon(callback, *args, context=context)
 
-    def call_at(
+    def call_at(  # type: ignore[override]
         self,
         when: float,
         callback: Callable[..., object],

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -28,7 +29,7 @@ _TABLE_AFTER = {
     "UPDATE": re.compile(r"^\s*UPDATE\s+([\w.\"`\[\]]+)", re.IGNORECASE),
 }
 _LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|SHARE|KEY\s+SHARE)\b", re.IGNORECASE)
-_installed = False
+_installed: list[bool] = []  # non-empty once the listeners are attached
 
 
 def statement_label(statement: str) -> str:
@@ -48,13 +49,12 @@ def statement_label(statement: str) -> str:
 
 def install() -> None:
     """Attach the listeners once per process (idempotent)."""
-    global _installed
     if _installed:
         return
     event.listen(Engine, "before_cursor_execute", _before_statement)
     event.listen(Engine, "commit", _before_commit)
     event.listen(Engine, "rollback", _before_rollback)
-    _installed = True
+    _installed.append(True)
 
 
 def _stop_here(label: str) -> None:
@@ -70,7 +70,7 @@ def _stop_here(label: str) -> None:
     await_only(loop.director.point(label))
 
 
-def _before_statement(
+def _before_statement(  # noqa: PLR0917 (SQLAlchemy's event signature)
     conn: Connection,
     cursor: Any,
     statement: str,
@@ -87,3 +87,23 @@ def _before_commit(conn: Connection) -> None:
 
 def _before_rollback(conn: Connection) -> None:
     _stop_here("ROLLBACK")
+
+
+async def warm_pool(engine: AsyncEngine, connections: int) -> None:
+    """Open ``connections`` pooled connections at once, outside any schedule.
+
+    A simulated task should never be the one to open a connection: connecting
+    is slow, outside I/O that differs between the first schedule and the
+    rest. Call this in the scenario's resource, with at least as many
+    connections as the scenario has concurrent tasks (and a pool at least
+    that large), so every schedule checks out warm connections.
+    """
+    if connections < 1:
+        raise ValueError(f"connections must be at least 1, got {connections}")
+    opened = [await engine.connect() for _ in range(connections)]
+    try:
+        for connection in opened:
+            await connection.exec_driver_sql("SELECT 1")
+    finally:
+        for connection in opened:
+            await connection.close()

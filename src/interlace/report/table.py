@@ -43,7 +43,9 @@ def interleaving_table(trace: Trace, max_rows: int = 200) -> str:
         step, cells = row
         parts = [step.rjust(step_width), *(cells.get(t, "").ljust(widths[t]) for t in tasks)]
         lines.append(" | ".join(parts).rstrip())
-    lines.append(f"({len(trace.decisions)} decisions, {trace.preemptions} preemptions; * = preemption)")
+    lines.append(
+        f"({len(trace.decisions)} decisions, {trace.preemptions} preemptions; * = preemption)"
+    )
     return "\n".join(lines)
 
 
