@@ -117,8 +117,9 @@ class ChatService:
         Raises before the first event: `InvalidChatRequest` (nothing written),
         `ChatBusy` (guard held), `RetriesExhausted` (fixed variant) or
         `StateConflict` (pre-fix variant) when the user message cannot be
-        saved. Close the generator when you stop early (`contextlib.aclosing`),
-        so the guard is released at once.
+        saved. The same two errors can end the stream after the deltas, when
+        the reply cannot be saved. Close the generator when you stop early
+        (`contextlib.aclosing`), so the guard is released at once.
         """
         content = self._validated(text)
         key = ToolSessionKey(tool_id=tool_id, user_id=user_id, context=EDITOR_CHAT_CONTEXT)
