@@ -48,7 +48,7 @@ from interlace.explore import (
     replay,
     replay_async,
 )
-from interlace.point import point
+from interlace.point import always, point
 from interlace.scenario import Scenario, scenario
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "TokenError",
     "Trace",
     "UsageError",
+    "always",
     "explore",
     "explore_async",
     "point",

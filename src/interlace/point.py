@@ -1,8 +1,9 @@
-"""``interlace.point``: a decision point the application marks itself."""
+"""``interlace.point`` and ``interlace.always``: hooks that app and scenario code call."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from interlace._core.loop import ControlledLoop
 
@@ -26,3 +27,19 @@ async def point(label: str) -> None:
         return
     if isinstance(loop, ControlledLoop) and loop.director is not None:
         await loop.director.point(label)
+
+
+def always(check: Callable[[], object]) -> None:
+    """Check ``check()`` before every decision of the current schedule.
+
+    Call it from the scenario, before starting its tasks; ``check`` must be
+    synchronous and cheap (it reads in-memory state, it does no I/O) and
+    raise (e.g. ``AssertionError``) when the invariant is violated; the
+    schedule then fails at that step. Outside a simulation it does nothing.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if isinstance(loop, ControlledLoop) and loop.director is not None:
+        loop.director.add_check(check)

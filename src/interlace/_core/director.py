@@ -109,6 +109,8 @@ class Director:
         self._last_wait: dict[asyncio.Task[Any], Wait] = {}
         self._passthrough = False  # after the schedule: let every step run
         self._waiter: asyncio.Future[bool] | None = None
+        # invariant: checks registered by the running schedule, run before every decision
+        self._checks: list[Callable[[], object]] = []
 
     # ---- called by the loop -------------------------------------------------
 
@@ -193,6 +195,10 @@ class Director:
         self._pending_point[task] = label
         await _yield_once()
 
+    def add_check(self, check: Callable[[], object]) -> None:
+        """Run ``check()`` before every decision of this schedule; what it raises fails it."""
+        self._checks.append(check)
+
     async def _decide_until_done(self, root: asyncio.Task[Any]) -> BaseException | None:
         cancelled_leftovers = False
         while True:
@@ -219,6 +225,8 @@ class Director:
                 continue
             if len(self.decisions) >= self.limits.max_steps:
                 return StepBoundExceeded(self._step_bound_message(runnable))
+            for check in self._checks:
+                check()  # an exception here is the schedule's failure, at this step
             self._decide(runnable)
 
     def _decide(self, runnable: list[asyncio.Task[Any]]) -> None:

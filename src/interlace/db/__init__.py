@@ -1,0 +1,1 @@
+"""Database integration: SQLAlchemy instrumentation, PostgreSQL providers and lock monitoring."""
