@@ -21,6 +21,7 @@ from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
 from interlace._core.loop import ControlledLoop
+from interlace.db import sqlite
 
 _TABLE_AFTER = {
     "SELECT": re.compile(r"\bFROM\s+([\w.\"`\[\]]+)", re.IGNORECASE),
@@ -54,6 +55,11 @@ def install() -> None:
     event.listen(Engine, "before_cursor_execute", _before_statement)
     event.listen(Engine, "commit", _before_commit)
     event.listen(Engine, "rollback", _before_rollback)
+    # SQLite's lock waits on the virtual clock (see interlace.db.sqlite)
+    event.listen(Engine, "do_connect", sqlite.on_connect)
+    event.listen(Engine, "do_execute", sqlite.execute)
+    event.listen(Engine, "do_execute_no_params", sqlite.execute_no_params)
+    event.listen(Engine, "do_executemany", sqlite.execute_many)
     _installed.append(True)
 
 
