@@ -95,10 +95,10 @@ ACTORS = 2
 async def sqlite_accounts() -> AsyncIterator[AsyncEngine]:
     """An accounts table in a throwaway SQLite file, with a warm pool."""
     with tempfile.TemporaryDirectory(prefix="interlace-example-") as directory:
-        # timeout=0: a busy wait inside aiosqlite's thread would stall the schedule
+        # sqlite3's default busy timeout (5 s): a writer waits for the lock, which
+        # interlace models on the virtual clock (interlace.db.sqlite)
         engine = create_async_engine(
             f"sqlite+aiosqlite:///{os.path.join(directory, 'accounts.db')}",
-            connect_args={"timeout": 0},
             pool_size=ACTORS + 1,
         )
         async with engine.begin() as connection:
@@ -136,12 +136,12 @@ async def _sql_withdraw(engine: AsyncEngine, amount: int) -> None:
 
 
 async def _sql_withdraw_atomic(engine: AsyncEngine, amount: int) -> None:
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    async with autocommit.connect() as connection:
+    async with engine.connect() as connection:
         await connection.execute(
             text("UPDATE accounts SET balance = balance - :amount WHERE id = 1"),
             {"amount": amount},
         )
+        await connection.commit()
 
 
 @scenario(resource=sqlite_accounts, reset=reset_accounts)
@@ -154,7 +154,7 @@ async def sqlite_lost_update(engine: AsyncEngine) -> None:
 
 @scenario(resource=sqlite_accounts, reset=reset_accounts)
 async def sqlite_lost_update_fixed(engine: AsyncEngine) -> None:
-    """One atomic UPDATE per withdrawal: nothing to lose."""
+    """One atomic UPDATE per withdrawal; the second writer waits for the first's COMMIT."""
     await asyncio.gather(_sql_withdraw_atomic(engine, 30), _sql_withdraw_atomic(engine, 50))
     balance = await _balance(engine)
     assert balance == 20, f"lost update: balance is {balance}, expected 20"
@@ -175,7 +175,9 @@ class RawDatabase:
 async def raw_sqlite_accounts() -> AsyncIterator[RawDatabase]:
     with tempfile.TemporaryDirectory(prefix="interlace-example-") as directory:
         path = os.path.join(directory, "accounts.db")
-        # isolation_level=None: autocommit, each statement is its own transaction
+        # isolation_level=None: autocommit, each statement is its own transaction.
+        # timeout=0: interlace models busy waits only for SQLAlchemy engines; a raw
+        # connection's busy wait would run in aiosqlite's thread and stall the schedule
         connections = [
             await aiosqlite.connect(path, timeout=0, isolation_level=None)
             for _ in range(ACTORS + 1)

@@ -98,7 +98,9 @@ def test_changed_labels_are_detected_by_the_check_byte() -> None:
     first = decoded.choices[1]
     tampered = RecordedChoice(first.task_index, (first.check + 1) % 256)
     broken = Token(
-        decoded.scenario, decoded.strategy, decoded.seed,
+        decoded.scenario,
+        decoded.strategy,
+        decoded.seed,
         (decoded.choices[0], tampered, *decoded.choices[2:]),
     )
     with pytest.raises(TokenError, match=r"at step 1 the runnable tasks or the label of T\d"):
@@ -110,7 +112,9 @@ def test_a_run_shorter_than_the_token_is_reported() -> None:
     assert report.failure is not None
     decoded = Token.decode(report.failure.token)
     longer = Token(
-        decoded.scenario, decoded.strategy, decoded.seed,
+        decoded.scenario,
+        decoded.strategy,
+        decoded.seed,
         (*decoded.choices, RecordedChoice(0, 0)),
     )
     with pytest.raises(TokenError, match=r"the run ended after \d+ decisions but the token has"):

@@ -381,15 +381,12 @@ class Director:
         return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED"
 
     def _adopt(self, task: asyncio.Task[Any]) -> None:
-        if self._adopting_root:
-            name = ROOT_NAME
-        else:
-            requested = self._creating_name
-            if requested is None and not _DEFAULT_TASK_NAME.fullmatch(task.get_name()):
-                requested = task.get_name()
-            name = requested if requested is not None else self._child_name()
-        name = self._unique(name)
-        task.set_name(name)
+        # Trace names are structural (main, T1, T1.2), never the app's own task names:
+        # those may be set before or after create_task depending on the Python version
+        # (TaskGroup on 3.11 renames after), and tokens must replay across versions.
+        name = ROOT_NAME if self._adopting_root else self._unique(self._child_name())
+        if self._creating_name is None and _DEFAULT_TASK_NAME.fullmatch(task.get_name()):
+            task.set_name(name)  # replace asyncio's global Task-N counter in app logs
         self.index[task] = len(self.tasks)
         self.tasks.append(task)
         self.names[task] = name
@@ -517,10 +514,9 @@ def _result_of(root: asyncio.Task[Any], director: Director) -> tuple[object, Bas
     if error is not None:
         return None, error
     for task in director.tasks[1:]:
-        if task.done() and not task.cancelled():
-            child_error = task.exception()
-            if child_error is not None and _never_retrieved(task):
-                return None, child_error
+        # ask before exception(): reading the exception counts as retrieving it
+        if task.done() and not task.cancelled() and _never_retrieved(task):
+            return None, task.exception()
     return root.result(), None
 
 

@@ -1,0 +1,123 @@
+"""Failures the scheduler reports itself: they name the tasks and where each waits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import interlace
+from interlace import Deadlock, StepBoundExceeded, StuckOutsideIO
+
+
+@interlace.scenario
+async def forgotten_event() -> None:
+    ready = asyncio.Event()
+
+    async def waiter() -> None:
+        await ready.wait()
+
+    await asyncio.gather(waiter(), waiter())
+
+
+def test_waiting_forever_on_an_event_is_a_deadlock_naming_each_task() -> None:
+    report = interlace.explore(forgotten_event, schedules=5)
+    assert report.failure is not None
+    assert report.failure.kind == "scheduler"
+    message = str(report.failure.exception)
+    assert isinstance(report.failure.exception, Deadlock)
+    assert "T1 waits in Event.wait at forgotten_event.<locals>.waiter (test_scheduler" in message
+    assert "T2 waits in Event.wait at forgotten_event.<locals>.waiter" in message
+
+
+@interlace.scenario
+async def spinner() -> None:
+    flag = {"done": False}
+
+    async def spin() -> None:
+        while not flag["done"]:
+            await asyncio.sleep(0)
+
+    await spin()
+
+
+def test_a_spin_loop_exceeds_the_step_bound() -> None:
+    report = interlace.explore(spinner, schedules=1, max_steps=50)
+    assert report.failure is not None
+    assert isinstance(report.failure.exception, StepBoundExceeded)
+    message = str(report.failure.exception)
+    assert message.startswith(
+        "step bound exceeded: 50 decisions and the schedule has not ended "
+        "(possible livelock or unfair schedule); runnable: main at 'yield in "
+    )
+    assert len(report.failure.trace.decisions) == 50
+
+
+release = threading.Event()
+
+
+@interlace.scenario
+async def stuck_in_a_thread() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, release.wait, 5)
+
+
+def test_waiting_on_outside_io_longer_than_the_bound_is_stuck() -> None:
+    release.clear()
+    try:
+        report = interlace.explore(stuck_in_a_thread, schedules=1, stuck_after=0.3)
+    finally:
+        release.set()
+    assert report.failure is not None
+    assert isinstance(report.failure.exception, StuckOutsideIO)
+    message = str(report.failure.exception)
+    assert message.startswith("stuck outside I/O: waited 0.3 s (bound: stuck_after=0.3 s)")
+    assert "main waits on outside I/O" in message
+    assert "stuck_in_a_thread (test_scheduler_failures.py:" in message
+
+
+@interlace.scenario
+async def unretrieved_child_error() -> None:
+    async def explode() -> None:
+        raise ValueError("boom in a task nobody awaited")
+
+    asyncio.get_running_loop().create_task(explode())
+    await asyncio.sleep(1)
+
+
+def test_an_exception_nobody_retrieved_fails_the_schedule() -> None:
+    report = interlace.explore(unretrieved_child_error, schedules=1)
+    assert report.failure is not None
+    assert isinstance(report.failure.exception, ValueError)
+    assert report.failure.kind == "error"
+
+
+@interlace.scenario
+async def leaves_a_task_behind() -> None:
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    asyncio.get_running_loop().create_task(forever())
+    await asyncio.sleep(0)
+
+
+def test_tasks_left_behind_are_cancelled_like_asyncio_run_does() -> None:
+    records: list[interlace.ScheduleRecord] = []
+    report = interlace.explore(leaves_a_task_behind, schedules=10, on_schedule=records.append)
+    assert report.failure is None, report.failure.describe()
+    # the leftover is cancelled where it waits, or before its first step ran
+    last = {(r.trace.decisions[-1].task, r.trace.decisions[-1].label) for r in records}
+    assert last <= {
+        ("T1", "cancelled in leaves_a_task_behind.<locals>.forever"),
+        ("T1", "start leaves_a_task_behind.<locals>.forever"),
+    }
+    assert ("T1", "cancelled in leaves_a_task_behind.<locals>.forever") in last
+
+
+def test_scheduler_failures_replay_from_their_token() -> None:
+    report = interlace.explore(forgotten_event, schedules=5)
+    assert report.failure is not None
+    with pytest.raises(Deadlock) as replayed:
+        interlace.replay(forgotten_event, report.failure.token)
+    assert str(replayed.value) == str(report.failure.exception)
