@@ -37,12 +37,20 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from contextvars import Context
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from interlace._core.clock import VirtualClock
 from interlace._core.errors import Deadlock, StepBoundExceeded, StuckOutsideIO, TokenError
 from interlace._core.trace import Decision, Trace
-from interlace._core.waits import Wait, app_location, await_frames, classify, innermost_asyncio
+from interlace._core.waits import (
+    Wait,
+    app_location,
+    await_frames,
+    classify,
+    innermost_asyncio,
+    module_of,
+)
 from interlace.strategies.base import Candidate
 
 if TYPE_CHECKING:
@@ -107,6 +115,9 @@ class Director:
         self._waking: str | None = None  # why the director itself is waking tasks
         # the last wait seen for each blocked task: a wake after a settled wait is a decision
         self._last_wait: dict[asyncio.Task[Any], Wait] = {}
+        # invariant: a task's wait only changes when it takes a step, so a classified
+        # wait stays valid until the task's next step is scheduled
+        self._wait_cache: dict[asyncio.Task[Any], Wait] = {}
         self._passthrough = False  # after the schedule: let every step run
         self._waiter: asyncio.Future[bool] | None = None
         # invariant: checks registered by the running schedule, run before every decision
@@ -135,6 +146,7 @@ class Director:
         context: Context | None,
     ) -> asyncio.Handle | None:
         """Park the step and return a handle, or return None to let the loop queue it."""
+        self._wait_cache.pop(task, None)
         if task not in self.index:
             if not self._should_adopt(task):
                 return None
@@ -256,16 +268,23 @@ class Director:
 
     async def _settle(self) -> None:
         """Return once no simulated task has I/O in flight (see the module docstring)."""
+        await self._drain()
+        outside = self._in_flight()
+        if not outside:
+            return  # the common case: no clock read, no timer
         started = time.monotonic()
-        while True:
-            await self._drain()
-            outside = self._in_flight()
-            if not outside:
-                return
-            waited = time.monotonic() - started
-            if waited > self.limits.stuck_after:
-                raise StuckOutsideIO(self._stuck_message(outside, waited))
-            await self._wait_for_change(self.limits.stuck_after - waited + 0.001)
+        # one real-time timer per slow settle wakes the director to report a stuck task
+        alarm = self.loop.call_later(self.limits.stuck_after, self._poke)
+        try:
+            while outside:
+                await self._wait_for_change()
+                await self._drain()
+                outside = self._in_flight()
+                waited = time.monotonic() - started
+                if outside and waited > self.limits.stuck_after:
+                    raise StuckOutsideIO(self._stuck_message(outside, waited))
+        finally:
+            alarm.cancel()
 
     def _in_flight(self) -> list[tuple[asyncio.Task[Any], Wait]]:
         waits = []
@@ -279,7 +298,12 @@ class Director:
         return waits
 
     def wait_of(self, task: asyncio.Task[Any]) -> Wait:
-        return classify(task, self.tasks, self.names.__getitem__, self.clock.holds_future)
+        wait = self._wait_cache.get(task)
+        if wait is None:
+            wait = classify(task, self.tasks, self.names.__getitem__, self.clock.holds_future)
+            if wait.kind != "running":
+                self._wait_cache[task] = wait
+        return wait
 
     async def _drain(self) -> None:
         """Let already-queued callbacks run, so wake-ups in flight land in ``parked``."""
@@ -288,14 +312,16 @@ class Director:
                 return
             await asyncio.sleep(0)
 
-    async def _wait_for_change(self, timeout: float) -> None:
+    async def _wait_for_change(self, timeout: float | None = None) -> None:
+        """Sleep until a simulated task steps, parks or ends (or ``timeout`` passes)."""
         waiter = self.loop.create_future()
         self._waiter = waiter
-        timer = self.loop.call_later(timeout, _resolve, waiter)
+        timer = self.loop.call_later(timeout, _resolve, waiter) if timeout is not None else None
         try:
             await waiter
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self._waiter = None
 
     def _poke(self) -> None:
@@ -351,7 +377,6 @@ class Director:
         point = self._pending_point.pop(task, None)
         if point is not None:
             return point
-        where = _function_of(task)
         current = asyncio.current_task(self.loop)
         awaited = args[0] if args else None
         last_wait = self._last_wait.pop(task, None)
@@ -359,16 +384,21 @@ class Director:
             return f"joined {self.names[awaited]}"
         if last_wait is not None and last_wait.kind == "join":
             return f"joined {last_wait.what}"
+        frames = await_frames(task)
+        internal = current is task or (current is not None and current in self.index)
+        from_outside = not internal and self._waking is None
+        after_io = from_outside and not (last_wait and last_wait.settled)
+        if after_io and _in_sqlalchemy_operation(frames):
+            return None  # the atomic continuation of a statement already chosen
+        where = _function_of(task, frames)
         if current is task:
             return f"yield in {where}"
-        if current is not None and current in self.index:
-            return f"after {_asyncio_wait(task)} in {where}"
+        if internal:
+            return f"after {_asyncio_wait(frames)} in {where}"
         if self._waking is not None:
             return f"{self._waking} in {where}"
         if last_wait is not None and last_wait.settled:
             return f"after {last_wait.what} in {where}"
-        if _in_sqlalchemy_operation(task):
-            return None
         return f"after I/O in {where}"
 
     def _should_adopt(self, task: asyncio.Task[Any]) -> bool:
@@ -531,20 +561,17 @@ def _coroutine_name(task: asyncio.Task[Any]) -> str:
     return qualname if isinstance(qualname, str) else type(coro).__name__
 
 
-def _function_of(task: asyncio.Task[Any]) -> str:
-    location = app_location(await_frames(task))
+def _function_of(task: asyncio.Task[Any], frames: list[FrameType]) -> str:
+    location = app_location(frames)
     return location.split(" (", 1)[0] if location else _coroutine_name(task)
 
 
-def _asyncio_wait(task: asyncio.Task[Any]) -> str:
-    inner = innermost_asyncio(await_frames(task))
+def _asyncio_wait(frames: list[FrameType]) -> str:
+    inner = innermost_asyncio(frames)
     return inner[1] if inner is not None else "wake-up"
 
 
-def _in_sqlalchemy_operation(task: asyncio.Task[Any]) -> bool:
+def _in_sqlalchemy_operation(frames: list[FrameType]) -> bool:
     # Any SQLAlchemy frame in the await chain: its async layer is doing driver I/O on
     # the app's behalf (inside greenlet_spawn, or closing a cursor after a result).
-    return any(
-        str(frame.f_globals.get("__name__", "")).startswith("sqlalchemy.")
-        for frame in await_frames(task)
-    )
+    return any(module_of(frame).startswith("sqlalchemy.") for frame in frames)

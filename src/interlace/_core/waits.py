@@ -8,6 +8,8 @@ is not parked is therefore classified by what it awaits:
 - ``timer``: a sleep or timeout on the virtual clock; only the director fires it;
 - ``join``: another simulated task (await, gather, shield, TaskGroup, wait,
   wait_for); that task's progress releases it;
+- ``dblock``: outside I/O that an explainer proved blocked on a database lock
+  held by settled tasks (see ``OutsideWaits``); only their progress ends it;
 - ``outside``: anything else (a database driver's socket, aiosqlite's thread,
   an executor): the director must wait for it in real time.
 
@@ -22,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-WaitKind = Literal["running", "primitive", "timer", "join", "outside"]
+from interlace._core.errors import UsageError
+
+WaitKind = Literal["running", "primitive", "timer", "join", "dblock", "outside"]
 
 # Frames of these modules are machinery; labels name the app frame below them.
 _MACHINERY_MODULES = (
@@ -61,11 +66,11 @@ class Wait:
     @property
     def settled(self) -> bool:
         """True when only the simulation itself can end this wait."""
-        return self.kind in ("primitive", "timer", "join")
+        return self.kind in ("primitive", "timer", "join", "dblock")
 
     def describe(self) -> str:
         at = f" at {self.where}" if self.where else ""
-        if self.kind == "join":
+        if self.kind in ("join", "dblock"):
             return f"waits for {self.what}{at}"
         if self.kind == "outside":
             return f"waits on outside I/O ({self.what}){at}"
@@ -91,7 +96,11 @@ def module_of(frame: FrameType) -> str:
 
 
 def _is_machinery(frame: FrameType) -> bool:
-    module = module_of(frame)
+    return _is_machinery_module(module_of(frame))
+
+
+@functools.cache
+def _is_machinery_module(module: str) -> bool:
     return any(module == m or module.startswith(m + ".") for m in _MACHINERY_MODULES)
 
 
@@ -186,3 +195,113 @@ def _frame_joins(frames: list[FrameType], live: list[asyncio.Task[Any]]) -> bool
             if any(isinstance(m, asyncio.Task) and m in live for m in members):
                 return True
     return False
+
+
+# ---- explaining outside waits ---------------------------------------------------
+
+
+class OutsideWaits(Protocol):
+    """Proves that some waits on outside I/O are blocked on what settled tasks hold.
+
+    A statement waiting for a database lock looks like outside I/O forever: the
+    settle rule alone would wait for it until the stuck bound. An explainer
+    (``interlace.db.postgres.LockMonitor``) asks the database who blocks whom and
+    tells the director which of those waits are blocked on locks held by
+    settled tasks: they count as settled (kind ``dblock``). It may also freeze
+    the blocked work and let it go one piece at a time, so that what the
+    database does next depends on the schedule alone.
+
+    At most one explainer is attached to a loop (``attach_outside_waits``); each
+    ``Director`` on that loop calls it, in this order:
+
+    - ``begin`` when a schedule starts;
+    - ``explain`` to refine the classification of a task waiting on outside I/O;
+    - ``examine`` while tasks wait on outside I/O, every few milliseconds;
+    - ``after_decision`` each time the director releases a task;
+    - ``release_granted`` when nothing is in flight: let one frozen piece of work
+      whose wait has ended run, alone;
+    - ``break_cycle`` when no task can run: let the database break a lock cycle
+      among blocked tasks;
+    - ``end`` when the schedule ends, also on errors and interrupts: resume
+      everything frozen. It must be synchronous, idempotent and never raise.
+    """
+
+    @property
+    def best_effort(self) -> str | None:
+        """Why replays may diverge (e.g. lock waits cannot be frozen); None when exact."""
+        ...
+
+    def begin(
+        self,
+        name_of: Callable[[asyncio.Task[Any]], str],
+        order_of: Callable[[asyncio.Task[Any]], int],
+    ) -> None:
+        """A schedule starts; tasks are named and ordered (creation order) by these."""
+        ...
+
+    def explain(self, task: asyncio.Task[Any], wait: Wait) -> Wait:
+        """``wait`` (an ``outside`` wait of ``task``), or a better description of it.
+
+        A ``dblock`` wait means proven blocked: the director treats it as settled.
+        An ``outside`` wait with more detail only improves reports.
+        """
+        ...
+
+    async def examine(
+        self,
+        waiting: Sequence[asyncio.Task[Any]],
+        settled: Collection[asyncio.Task[Any]],
+        still_waiting: Callable[[asyncio.Task[Any]], bool],
+    ) -> None:
+        """Try to prove that tasks of ``waiting`` are blocked on what ``settled`` tasks hold.
+
+        ``waiting`` are the tasks on outside I/O, in creation order; ``settled`` are
+        the tasks that cannot make progress before the director's next decision
+        (taken before any await, so it stays true while this method awaits);
+        ``still_waiting(task)`` says whether a task still waits where it did.
+        """
+        ...
+
+    def after_decision(self, task: asyncio.Task[Any]) -> None:
+        """The director released ``task``: proofs that its progress can change are stale."""
+        ...
+
+    async def release_granted(self) -> bool:
+        """Nothing is in flight: resume one frozen wait that has ended; True if it did."""
+        ...
+
+    async def break_cycle(self) -> bool:
+        """No task can run: let the database break one lock cycle; False if there is none."""
+        ...
+
+    def end(self) -> None:
+        """The schedule ends: resume everything frozen, forget the schedule's tasks."""
+        ...
+
+
+# Weak keys: a loop that is closed and dropped takes its explainer with it.
+_OUTSIDE_WAITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OutsideWaits] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def attach_outside_waits(loop: asyncio.AbstractEventLoop, explainer: OutsideWaits) -> None:
+    """Let every schedule on ``loop`` consult ``explainer`` (one per loop)."""
+    current = _OUTSIDE_WAITS.get(loop)
+    if current is not None and current is not explainer:
+        raise UsageError(
+            "another outside-wait explainer (e.g. a PostgreSQL lock monitor) is already "
+            "attached to this loop: use one per exploration, on the database the scenario uses"
+        )
+    _OUTSIDE_WAITS[loop] = explainer
+
+
+def detach_outside_waits(loop: asyncio.AbstractEventLoop, explainer: OutsideWaits) -> None:
+    """Undo ``attach_outside_waits``; nothing happens if ``explainer`` is not attached."""
+    if _OUTSIDE_WAITS.get(loop) is explainer:
+        del _OUTSIDE_WAITS[loop]
+
+
+def outside_waits_of(loop: asyncio.AbstractEventLoop) -> OutsideWaits | None:
+    """The explainer attached to ``loop``, if any."""
+    return _OUTSIDE_WAITS.get(loop)
