@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from interlace._core.director import Director, Limits
-from interlace._core.errors import SchedulerFailure, TokenError, UsageError
+from interlace._core.errors import Nondeterminism, SchedulerFailure, TokenError, UsageError
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Token, Trace
 from interlace.db import sqlalchemy as sqlalchemy_points
 from interlace.report.table import interleaving_table
 from interlace.scenario import Scenario, as_scenario
-from interlace.strategies import ReplayStrategy, by_name
+from interlace.shrink import shrink as shrink_schedule
+from interlace.strategies import GuidedStrategy, ReplayStrategy, by_name
 from interlace.strategies.base import Strategy
 
 _T = TypeVar("_T")
@@ -38,6 +39,9 @@ class Failure:
     trace: Trace
     schedule: int
     seed: int
+    #: (preemptions, decisions) of the schedule as found, before shrinking
+    found_size: tuple[int, int] | None = None
+    shrink_runs: int = 0
 
     @property
     def kind(self) -> str:
@@ -52,18 +56,23 @@ class Failure:
         message = str(self.exception).strip() or "(no message)"
         return f"{type(self.exception).__name__}: {message}"
 
+    def shrink_note(self) -> str:
+        """``shrunk from 5 preemptions / 31 decisions to 1 / 18 in 12 runs``, or ""."""
+        if self.found_size is None:
+            return ""
+        found_p, found_d = self.found_size
+        return (
+            f"shrunk from {found_p} preemptions / {found_d} decisions to "
+            f"{self.trace.preemptions} / {len(self.trace.decisions)} in {self.shrink_runs} runs"
+        )
+
     def describe(self) -> str:
         """The violation, the interleaving table, the token and the command that replays it."""
-        return "\n".join(
-            [
-                self.headline(),
-                "",
-                interleaving_table(self.trace),
-                "",
-                f"token: {self.token}",
-                f"replay: interlace replay '{self.token}'",
-            ]
-        )
+        lines = [self.headline(), "", interleaving_table(self.trace)]
+        if self.shrink_note():
+            lines.append(self.shrink_note())
+        lines += ["", f"token: {self.token}", f"replay: interlace replay '{self.token}'"]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -88,19 +97,30 @@ class ExploreReport:
     failure: Failure | None
     exhausted: bool
     elapsed: float
+    #: what the strategy can say it covered (DFS: "exhausted: N schedules within ..."), or ""
+    coverage: str = ""
+    determinism_checked: bool = False
 
     @property
     def passed(self) -> bool:
+        """No failure in the schedules run; see ``coverage`` for what that covers."""
         return self.failure is None
 
     def summary(self) -> str:
-        verdict = "FAILED" if self.failure else "passed"
-        space = " (strategy exhausted its schedules)" if self.exhausted else ""
-        return (
+        if self.failure is not None:
+            verdict = "FAILED"
+        elif self.exhausted:
+            verdict = "no failure, search space exhausted"
+        else:
+            verdict = "no failure within the budget"
+        notes = [self.strategy, f"seed {self.seed}", f"{self.elapsed:.2f} s"]
+        if self.determinism_checked:
+            notes.append("every schedule run twice")
+        summary = (
             f"{self.scenario}: {verdict} after {self.schedules_run} schedules "
-            f"({self.distinct_interleavings} distinct interleavings, {self.strategy}, "
-            f"seed {self.seed}, {self.elapsed:.2f} s){space}"
+            f"({self.distinct_interleavings} distinct interleavings, {', '.join(notes)})"
         )
+        return f"{summary}; {self.coverage}" if self.coverage else summary
 
 
 def explore(
@@ -112,13 +132,19 @@ def explore(
     max_steps: int = 10_000,
     stuck_after: float = 10.0,
     on_schedule: Callable[[ScheduleRecord], None] | None = None,
+    shrink: bool = True,
+    check_determinism: bool = False,
 ) -> ExploreReport:
     """Run up to ``schedules`` schedules of ``scenario``; stop at the first failure.
 
     ``strategy`` is "random", "pct" (depth 3), "pct<d>", or a ``Strategy``.
     Schedule ``i`` gets the ``i``-th seed drawn from ``random.Random(seed)``,
     so a run is reproducible from ``seed`` alone. ``on_schedule`` hears about
-    every finished schedule (progress, determinism checks).
+    every finished schedule (progress). A failure is shrunk (fewer
+    preemptions, then fewer decisions, same invariant) unless ``shrink`` is
+    False; its token replays the shrunk schedule. ``check_determinism`` runs
+    every schedule twice and fails with ``Nondeterminism`` at the first
+    decision where the runs differ.
 
     >>> report = interlace.explore(lost_update, strategy="pct", schedules=100, seed=1)
     >>> report.failure.token if report.failure else "passed"
@@ -134,6 +160,8 @@ def explore(
             seed=seed,
             limits=limits,
             on_schedule=on_schedule,
+            shrink=shrink,
+            check_determinism=check_determinism,
         )
     )
 
@@ -146,6 +174,8 @@ async def explore_async(
     seed: int = 0,
     limits: Limits | None = None,
     on_schedule: Callable[[ScheduleRecord], None] | None = None,
+    shrink: bool = True,
+    check_determinism: bool = False,
 ) -> ExploreReport:
     """``explore`` on the running ``ControlledLoop``."""
     if schedules < 1:
@@ -163,26 +193,39 @@ async def explore_async(
     run = 0
     started = time.monotonic()
     async with target.resources() as value:
+
+        async def run_once(strategy: Strategy) -> tuple[Trace, BaseException | None]:
+            if target.reset is not None:
+                await target.reset(value)
+            outcome = await Director(loop, strategy, limits or Limits()).run(target.bind(value))
+            if isinstance(outcome.error, TokenError):
+                raise outcome.error
+            return outcome.trace, outcome.error
+
         while run < schedules:
             schedule_seed = seeds.getrandbits(63)
             if not chosen.begin(schedule_seed):
                 exhausted = True
                 break
-            if target.reset is not None:
-                await target.reset(value)
-            outcome = await Director(loop, chosen, limits or Limits()).run(target.bind(value))
+            trace, error = await run_once(chosen)
             run += 1
-            interleavings.add(outcome.trace.interleaving())
-            if isinstance(outcome.error, TokenError):
-                raise outcome.error
+            interleavings.add(trace.interleaving())
+            if error is None and check_determinism:
+                error = _divergence(trace, (await run_once(GuidedStrategy(_choices(trace))))[0])
             if on_schedule is not None:
-                on_schedule(ScheduleRecord(run - 1, schedule_seed, outcome.trace, outcome.error))
-            if outcome.error is not None:
-                token = Token.from_trace(target.name, chosen.name, schedule_seed, outcome.trace)
-                failure = Failure(
-                    outcome.error, token.encode(), outcome.trace, run - 1, schedule_seed
+                on_schedule(ScheduleRecord(run - 1, schedule_seed, trace, error))
+            if error is not None:
+                failure = await _failure(
+                    scenario=target.name,
+                    strategy=chosen.name,
+                    seed=schedule_seed,
+                    index=run - 1,
+                    trace=trace,
+                    error=error,
+                    run_once=run_once if shrink and not isinstance(error, Nondeterminism) else None,
                 )
                 break
+    describe = getattr(chosen, "describe", None)
     return ExploreReport(
         scenario=target.name,
         strategy=chosen.name,
@@ -192,7 +235,56 @@ async def explore_async(
         failure=failure,
         exhausted=exhausted,
         elapsed=time.monotonic() - started,
+        coverage=describe() if callable(describe) else "",
+        determinism_checked=check_determinism,
     )
+
+
+async def _failure(
+    *,
+    scenario: str,
+    strategy: str,
+    seed: int,
+    index: int,
+    trace: Trace,
+    error: BaseException,
+    run_once: Callable[[Strategy], Awaitable[tuple[Trace, BaseException | None]]] | None,
+) -> Failure:
+    """The failure as reported: shrunk when ``run_once`` is given, with its token."""
+    found_size: tuple[int, int] | None = None
+    runs = 0
+    if run_once is not None:
+        shrunk = await shrink_schedule(trace, error, run_once)
+        if shrunk.trace != trace:
+            found_size = (trace.preemptions, len(trace.decisions))
+            trace, error = shrunk.trace, shrunk.error
+        runs = shrunk.runs
+    token = Token.from_trace(scenario, strategy, seed, trace).encode()
+    return Failure(error, token, trace, index, seed, found_size, runs)
+
+
+def _choices(trace: Trace) -> list[int]:
+    return [decision.task_index for decision in trace.decisions]
+
+
+def _divergence(first: Trace, second: Trace) -> Nondeterminism | None:
+    """The first decision where two runs of the same choices differ, as a failure."""
+    for step, (one, two) in enumerate(zip(first.decisions, second.decisions, strict=False)):
+        if (one.task, one.label, one.runnable) != (two.task, two.label, two.runnable):
+            return Nondeterminism(
+                f"nondeterminism at step {step}: the first run chose {one.task} at "
+                f"{one.label!r} (runnable: {', '.join(one.runnable)}), the second run of the "
+                f"same choices chose {two.task} at {two.label!r} (runnable: "
+                f"{', '.join(two.runnable)}); something outside the scheduler's control "
+                "decides (wall clock, randomness, state kept between schedules, a database "
+                "whose lock waits cannot be frozen)"
+            )
+    if len(first.decisions) != len(second.decisions):
+        return Nondeterminism(
+            f"nondeterminism: the first run made {len(first.decisions)} decisions, the "
+            f"second run of the same choices {len(second.decisions)}"
+        )
+    return None
 
 
 def replay(

@@ -29,6 +29,10 @@ class StuckOutsideIO(SchedulerFailure):
     """A task waited on outside I/O (a driver, a thread, a socket) longer than the bound."""
 
 
+class Nondeterminism(SchedulerFailure):
+    """Two runs of the same choices diverged: something outside the scheduler decides."""
+
+
 class TokenError(InterlaceError):
     """A replay token is malformed, names another scenario, or no longer fits the code."""
 

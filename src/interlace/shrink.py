@@ -1,0 +1,98 @@
+"""Shrinking: make a failing schedule as simple as it can be while the same invariant fails.
+
+A schedule found by a random walk or PCT switches tasks far more often than
+the bug needs. The shrinker reruns edited versions of the failing schedule
+(with ``GuidedStrategy``: follow the edited choices where they fit, never
+preempt otherwise) and keeps an edit when the run still fails the same way
+and is smaller: first fewer preemptions, then fewer decisions. The edits, in
+order:
+
+1. drop one preemption: at a preemption, let the task that ran before go on;
+2. drop the tail: from some step on, make only non-preemptive choices.
+
+"The same way" is the failure's signature: the exception type and its
+message with numbers masked (``balance is 70`` and ``balance is 50`` are the
+same lost update). Shrinking is bounded by a number of runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from interlace._core.trace import Trace
+from interlace.strategies.guided import GuidedStrategy
+
+_NUMBER = re.compile(r"\d+")
+
+#: runs one schedule with the given strategy; returns its trace and failure (None: passed)
+RunSchedule = Callable[[GuidedStrategy], Awaitable[tuple[Trace, BaseException | None]]]
+
+
+def signature(error: BaseException) -> str:
+    """What must stay the same for a smaller schedule to count as the same failure."""
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    return f"{type(error).__name__}: {_NUMBER.sub('#', first)}"
+
+
+def size(trace: Trace) -> tuple[int, int]:
+    """(preemptions, decisions): smaller is simpler."""
+    return (trace.preemptions, len(trace.decisions))
+
+
+@dataclass(frozen=True)
+class Shrunk:
+    """The smallest failing schedule found, and the failure it raised."""
+
+    trace: Trace
+    error: BaseException
+    runs: int
+
+
+async def shrink(
+    trace: Trace, error: BaseException, run: RunSchedule, max_runs: int = 200
+) -> Shrunk:
+    """Shrink ``trace`` (which raised ``error``) using at most ``max_runs`` reruns."""
+    wanted = signature(error)
+    best, best_error, runs = trace, error, 0
+
+    async def attempt(preferences: list[int]) -> bool:
+        nonlocal best, best_error, runs
+        runs += 1
+        candidate, failure = await run(GuidedStrategy(preferences))
+        if failure is None or signature(failure) != wanted or size(candidate) >= size(best):
+            return False
+        best, best_error = candidate, failure
+        return True
+
+    improved = True
+    while improved and runs < max_runs:
+        improved = False
+        for edit in _edits(best):
+            if runs >= max_runs:
+                break
+            if await attempt(edit):
+                improved = True
+                break  # restart the edits from the smaller schedule
+    return Shrunk(best, best_error, runs)
+
+
+def _edits(trace: Trace) -> list[list[int]]:
+    """Candidate preference lists, the most promising first."""
+    choices = [d.task_index for d in trace.decisions]
+    edits: list[list[int]] = []
+    for decision in trace.decisions:
+        if decision.preemption:
+            previous = trace.decisions[decision.step - 1].task_index
+            edits.append([*choices[: decision.step], previous, *choices[decision.step + 1 :]])
+    # keep a prefix only: from the cut on, the guide makes no preemption
+    for decision in reversed(trace.decisions):
+        if decision.preemption:
+            edits.append(choices[: decision.step + 1])
+    cut = len(choices) // 2
+    while cut > 0:
+        edits.append(choices[:cut])
+        cut //= 2
+    return edits
