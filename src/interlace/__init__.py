@@ -30,6 +30,7 @@ from interlace._core.director import Limits
 from interlace._core.errors import (
     Deadlock,
     InterlaceError,
+    Nondeterminism,
     SchedulerFailure,
     StepBoundExceeded,
     StuckOutsideIO,
@@ -59,6 +60,7 @@ __all__ = [
     "Failure",
     "InterlaceError",
     "Limits",
+    "Nondeterminism",
     "Scenario",
     "ScheduleRecord",
     "SchedulerFailure",

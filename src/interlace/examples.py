@@ -5,6 +5,7 @@ They show what interlace finds and stay silent on, and they are what
 
 - ``lost_update`` / ``lost_update_fixed``: read, yield, write back (pure asyncio);
 - ``lock_order_deadlock`` / ``lock_order_fixed``: two asyncio.Locks in opposite order;
+- ``four_inside``: a narrow bug, four tasks of four steps in one particular order;
 - ``sqlite_lost_update`` / ``sqlite_lost_update_fixed``: SELECT then UPDATE
   without a version check, through SQLAlchemy on aiosqlite;
 - ``raw_sqlite_lost_update`` / ``raw_sqlite_lost_update_fixed``: the same
@@ -84,6 +85,36 @@ async def lock_order_fixed() -> None:
     """Both transfers take the locks in one global order."""
     a, b = asyncio.Lock(), asyncio.Lock()
     await asyncio.gather(_transfer(a, b), _transfer(a, b))
+
+
+@dataclass
+class Room:
+    """How many workers are inside a section that at most three may share."""
+
+    inside: int = 0
+    most: int = 0
+
+
+async def _visit(room: Room) -> None:
+    await asyncio.sleep(0)  # step 1: arrive
+    room.inside += 1  # step 2: enter
+    room.most = max(room.most, room.inside)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # step 3: work
+    room.inside -= 1  # step 4: leave
+
+
+@scenario
+async def four_inside() -> None:
+    """A narrow bug: it needs all four workers to enter before any of them leaves.
+
+    Each worker takes four steps; only schedules that interleave all four
+    entries ahead of the first exit break the invariant, so a strategy must
+    preempt each worker right after it entered.
+    """
+    room = Room()
+    await asyncio.gather(*(_visit(room) for _ in range(4)))
+    assert room.most < 4, f"four workers inside at once (most inside: {room.most})"
 
 
 # ---- SQLite through SQLAlchemy ---------------------------------------------------
@@ -199,10 +230,10 @@ async def reset_raw_accounts(database: RawDatabase) -> None:
 
 
 async def _raw_withdraw(connection: aiosqlite.Connection, amount: int) -> None:
-    async with connection.execute("SELECT balance FROM accounts WHERE id = 1") as cursor:
-        row = await cursor.fetchone()
-    assert row is not None
-    await connection.execute("UPDATE accounts SET balance = ? WHERE id = 1", (row[0] - amount,))
+    # execute_fetchall finishes the statement in one round-trip: an open cursor would
+    # keep SQLite's read lock and make the other writer fail with "database is locked"
+    rows = list(await connection.execute_fetchall("SELECT balance FROM accounts WHERE id = 1"))
+    await connection.execute("UPDATE accounts SET balance = ? WHERE id = 1", (rows[0][0] - amount,))
 
 
 async def _raw_withdraw_atomic(connection: aiosqlite.Connection, amount: int) -> None:
@@ -210,12 +241,9 @@ async def _raw_withdraw_atomic(connection: aiosqlite.Connection, amount: int) ->
 
 
 async def _raw_balance(database: RawDatabase) -> int:
-    async with database.connections[-1].execute(
-        "SELECT balance FROM accounts WHERE id = 1"
-    ) as cursor:
-        row = await cursor.fetchone()
-    assert row is not None
-    return int(row[0])
+    connection = database.connections[-1]
+    rows = list(await connection.execute_fetchall("SELECT balance FROM accounts WHERE id = 1"))
+    return int(rows[0][0])
 
 
 @scenario(resource=raw_sqlite_accounts, reset=reset_raw_accounts)
@@ -241,6 +269,7 @@ CATALOGUE = (
     (lost_update_fixed, False),
     (lock_order_deadlock, True),
     (lock_order_fixed, False),
+    (four_inside, True),
     (sqlite_lost_update, True),
     (sqlite_lost_update_fixed, False),
     (raw_sqlite_lost_update, True),

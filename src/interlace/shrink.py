@@ -7,8 +7,11 @@ preempt otherwise) and keeps an edit when the run still fails the same way
 and is smaller: first fewer preemptions, then fewer decisions. The edits, in
 order:
 
-1. drop one preemption: at a preemption, let the task that ran before go on;
-2. drop the tail: from some step on, make only non-preemptive choices.
+1. drop one preemption: at a preemption, let the task that ran before go on
+   (in place of the switch, or for one more step before it), skip that
+   choice altogether, or switch one step earlier;
+2. drop the tail: from some step on, make only non-preemptive choices;
+3. move one switch to a later step, to leave a local minimum of 1 and 2.
 
 "The same way" is the failure's signature: the exception type and its
 message with numbers masked (``balance is 70`` and ``balance is 50`` are the
@@ -52,7 +55,7 @@ class Shrunk:
 
 
 async def shrink(
-    trace: Trace, error: BaseException, run: RunSchedule, max_runs: int = 200
+    trace: Trace, error: BaseException, run: RunSchedule, max_runs: int = 300
 ) -> Shrunk:
     """Shrink ``trace`` (which raised ``error``) using at most ``max_runs`` reruns."""
     wanted = signature(error)
@@ -85,8 +88,13 @@ def _edits(trace: Trace) -> list[list[int]]:
     edits: list[list[int]] = []
     for decision in trace.decisions:
         if decision.preemption:
-            previous = trace.decisions[decision.step - 1].task_index
-            edits.append([*choices[: decision.step], previous, *choices[decision.step + 1 :]])
+            step = decision.step
+            previous = trace.decisions[step - 1].task_index
+            edits.append([*choices[:step], previous, *choices[step + 1 :]])
+            edits.append([*choices[:step], previous, *choices[step:]])
+            edits.append([*choices[:step], *choices[step + 1 :]])
+            if step > 1:  # switch one step earlier
+                edits.append([*choices[: step - 1], choices[step], *choices[step - 1 :]])
     # keep a prefix only: from the cut on, the guide makes no preemption
     for decision in reversed(trace.decisions):
         if decision.preemption:
@@ -95,4 +103,11 @@ def _edits(trace: Trace) -> list[list[int]]:
     while cut > 0:
         edits.append(choices[:cut])
         cut //= 2
+    # last resort: move one switch to another step (local minima of the edits above)
+    for decision in trace.decisions:
+        if decision.preemption:
+            step, target = decision.step, decision.task_index
+            kept = [*choices[:step], trace.decisions[step - 1].task_index, *choices[step + 1 :]]
+            for later in range(step + 1, len(choices)):
+                edits.append([*kept[:later], target, *kept[later:]])
     return edits

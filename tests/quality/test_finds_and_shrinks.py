@@ -1,0 +1,101 @@
+"""Quality: every strategy finds each known bug within a stated budget, and shrinking
+brings the failure to its known minimal form (hypothesis' ``quality/`` policy).
+
+Budgets are what the strategy needs on seed 0 with room to spare, not tuned to
+pass: ``bench/time_to_bug.py`` measures medians and ranges over 20 seeds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import interlace
+from interlace import Deadlock
+from interlace.examples import (
+    four_inside,
+    lock_order_deadlock,
+    lost_update,
+    raw_sqlite_lost_update,
+    sqlite_lost_update,
+)
+
+# bug -> (strategy -> budget), and the fewest preemptions that can trigger it
+KNOWN_BUGS = {
+    "lost_update": (lost_update, {"random": 50, "pct": 100, "dfs": 20, "portfolio": 50}, 1),
+    "sqlite_lost_update": (
+        sqlite_lost_update,
+        {"random": 50, "pct": 100, "dfs": 100, "portfolio": 50},
+        1,
+    ),
+    "raw_sqlite_lost_update": (
+        raw_sqlite_lost_update,
+        {"random": 50, "pct": 100, "dfs": 100, "portfolio": 50},
+        1,
+    ),
+    "lock_order_deadlock": (
+        lock_order_deadlock,
+        {"random": 50, "pct": 100, "dfs": 20, "portfolio": 50},
+        1,
+    ),
+    # depth 4: PCT needs depth 4 and DFS a bound of 3 (see the narrow bug test below)
+    "four_inside": (four_inside, {"random": 100, "pct4": 1000, "portfolio": 100}, 3),
+}
+
+CASES = [
+    (bug, strategy, budget)
+    for bug, (_scenario, budgets, _minimal) in KNOWN_BUGS.items()
+    for strategy, budget in budgets.items()
+]
+
+
+@pytest.mark.parametrize(("bug", "strategy", "budget"), CASES)
+def test_strategy_finds_known_bug_within_budget(bug: str, strategy: str, budget: int) -> None:
+    scenario, _budgets, _minimal = KNOWN_BUGS[bug]
+    report = interlace.explore(scenario, strategy=strategy, schedules=budget, seed=0)
+    assert report.failure is not None, (
+        f"{bug} not found by {strategy} in {budget}: {report.summary()}"
+    )
+    if bug == "lock_order_deadlock":
+        assert isinstance(report.failure.exception, Deadlock)
+    else:
+        assert isinstance(report.failure.exception, AssertionError)
+
+
+@pytest.mark.parametrize(
+    "bug", ["lost_update", "sqlite_lost_update", "raw_sqlite_lost_update", "lock_order_deadlock"]
+)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shrinking_reaches_one_preemption(bug: str, seed: int) -> None:
+    scenario, _budgets, minimal = KNOWN_BUGS[bug]
+    report = interlace.explore(scenario, strategy="random", schedules=200, seed=seed)
+    assert report.failure is not None
+    assert report.failure.trace.preemptions == minimal, report.failure.describe()
+    # the token replays the shrunk schedule, not the one first found
+    with pytest.raises((AssertionError, Deadlock)) as replayed:
+        interlace.replay(scenario, report.failure.token)
+    assert replayed.value.interlace_failure.trace == report.failure.trace  # type: ignore[attr-defined]
+
+
+def test_shrinking_reports_both_sizes() -> None:
+    report = interlace.explore(four_inside, strategy="random", schedules=200, seed=1)
+    assert report.failure is not None
+    assert report.failure.found_size is not None
+    found_preemptions, found_decisions = report.failure.found_size
+    assert found_preemptions > report.failure.trace.preemptions
+    assert report.failure.shrink_note().startswith(
+        f"shrunk from {found_preemptions} preemptions / {found_decisions} decisions to "
+        f"{report.failure.trace.preemptions} / "
+    )
+    assert report.failure.shrink_note() in report.failure.describe()
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_narrow_bug_shrinks_to_its_three_preemptions(seed: int) -> None:
+    report = interlace.explore(four_inside, strategy="random", schedules=200, seed=seed)
+    assert report.failure is not None
+    assert report.failure.trace.preemptions == 3, report.failure.describe()
+
+
+def test_narrow_bug_is_found_by_dfs_with_bound_three() -> None:
+    report = interlace.explore(four_inside, strategy="dfs3", schedules=20_000, seed=0, shrink=False)
+    assert report.failure is not None, report.summary()
