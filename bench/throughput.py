@@ -8,7 +8,7 @@ alike; the result is the ratio of their rates (target >= 0.8).
 
     .venv/bin/python bench/throughput.py [--schedules 300] [--rounds 3]
 
-Appends a line to bench/RESULTS.md with --record.
+With --record, writes its section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import interlace
+
+sys.path.insert(0, os.path.dirname(__file__))
+from results import write_section
 
 HANDLERS = 3
 DATABASE = os.path.join(tempfile.mkdtemp(prefix="interlace-bench-"), "bench.db")
@@ -115,20 +118,32 @@ def main() -> None:
         scheduled.append(rate_under_interlace(arguments.schedules, seed=round_number))
         plain.append(rate_plain(arguments.schedules))
     ratio = statistics.median(scheduled) / statistics.median(plain)
-    line = (
-        f"| {datetime.now(UTC):%Y-%m-%d} | sqlite+aiosqlite, {HANDLERS} handlers "
-        f"SELECT/UPDATE/COMMIT | {statistics.median(scheduled):.0f} | "
-        f"{statistics.median(plain):.0f} | {ratio:.2f} | {arguments.schedules} x "
-        f"{arguments.rounds} rounds, Python {platform.python_version()}, {os.cpu_count()} cores |"
+    section = "\n".join(
+        [
+            "## Scheduler overhead (bench/throughput.py)",
+            "",
+            f"{HANDLERS} concurrent handlers (SELECT, UPDATE with a version check, COMMIT) "
+            "through SQLAlchemy on aiosqlite, one SQLite file, row reset before every run. "
+            "Target: ratio >= 0.8.",
+            "",
+            "| date | interlace schedules/s (median) | plain gather runs/s (median) | ratio | "
+            "runs |",
+            "|---|---|---|---|---|",
+            f"| {datetime.now(UTC):%Y-%m-%d} | {statistics.median(scheduled):.0f} "
+            f"{[round(r) for r in scheduled]} | {statistics.median(plain):.0f} "
+            f"{[round(r) for r in plain]} | {ratio:.2f} | {arguments.schedules} x "
+            f"{arguments.rounds} rounds, Python {platform.python_version()}, "
+            f"{os.cpu_count()} cores |",
+            "",
+            "Rerun: `.venv/bin/python bench/throughput.py --record`",
+        ]
     )
     print(f"interlace: {[round(r) for r in scheduled]} schedules/s")
     print(f"plain gather: {[round(r) for r in plain]} runs/s")
     print(f"ratio (median/median): {ratio:.2f}  (target >= 0.8)")
     if arguments.record:
-        results = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-        with open(results, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
-        print(f"recorded in {results}")
+        write_section("throughput", section)
+        print("recorded in bench/RESULTS.md")
     sys.exit(0)
 
 
