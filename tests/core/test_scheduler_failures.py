@@ -65,9 +65,13 @@ async def stuck_in_a_thread() -> None:
 
 def test_waiting_on_outside_io_longer_than_the_bound_is_stuck() -> None:
     release.clear()
+    # free the worker thread soon after the bound, so closing the loop does not wait on it
+    unblock = threading.Timer(0.6, release.set)
+    unblock.start()
     try:
         report = interlace.explore(stuck_in_a_thread, schedules=1, stuck_after=0.3)
     finally:
+        unblock.cancel()
         release.set()
     assert report.failure is not None
     assert isinstance(report.failure.exception, StuckOutsideIO)
