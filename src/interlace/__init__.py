@@ -26,6 +26,7 @@ replays a failure exactly::
 
 from __future__ import annotations
 
+from interlace import invariants
 from interlace._core.director import Limits
 from interlace._core.errors import (
     Deadlock,
@@ -49,8 +50,10 @@ from interlace.explore import (
     replay,
     replay_async,
 )
+from interlace.invariants import InvariantViolation
 from interlace.point import always, point
 from interlace.scenario import Scenario, scenario
+from interlace.simulations import Simulation, simulation
 
 __all__ = [
     "ControlledLoop",
@@ -59,11 +62,13 @@ __all__ = [
     "ExploreReport",
     "Failure",
     "InterlaceError",
+    "InvariantViolation",
     "Limits",
     "Nondeterminism",
     "Scenario",
     "ScheduleRecord",
     "SchedulerFailure",
+    "Simulation",
     "StepBoundExceeded",
     "StuckOutsideIO",
     "TokenError",
@@ -72,9 +77,11 @@ __all__ = [
     "always",
     "explore",
     "explore_async",
+    "invariants",
     "point",
     "replay",
     "replay_async",
     "scenario",
+    "simulation",
     "warm_pool",
 ]

@@ -1,16 +1,491 @@
-"""interlace's pytest plugin (registered under ``pytest11``).
+"""interlace's pytest plugin (registered under ``pytest11``): explorations as tests.
 
-It is loaded by every pytest run in an environment where interlace is
-installed, so it imports nothing heavy at module level.
+Two ways to write an interlace test.
+
+A marked async test is explored: its body runs as the root task of every
+schedule, its fixtures' values are passed to each run, its asserts are the
+invariants (``interlace.always(check)`` adds checks before every decision)::
+
+    @pytest.mark.interlace(schedules=100)
+    async def test_withdrawals() -> None:
+        account = Account(balance=100)
+        await asyncio.gather(withdraw(account, 30), withdraw(account, 50))
+        assert account.balance == 20
+
+A simulation (``@interlace.simulation``) whose name is a test name is
+collected as one test per database, ``test_chat[sqlite]`` and
+``test_chat[postgres]``, judged like ``interlace run`` judges it (canaries,
+sometimes invariants); PostgreSQL comes from the provider chain
+(``interlace.db.provider``) and its tests skip when there is none (fail,
+with ``INTERLACE_REQUIRE_POSTGRES=1``).
+
+Options (group "interlace"); a marker's keyword wins over the default, an
+option given on the command line wins over both:
+
+- ``--interlace-schedules N`` (default 100), ``--interlace-strategy NAME``
+  (default portfolio);
+- ``--interlace-seed N|random``: 0 by default so CI is reproducible;
+  ``random`` picks one per session and prints it;
+- ``--interlace-replay TOKEN``: run only the test the token's scenario
+  names, replaying that one schedule.
+
+A failing test reports the invariant and its message, the interleaving
+table (one column per task, one row per decision, ``*`` = preemption), the
+token and the command that replays it; in JUnit XML the token is also a
+property of the test case (``interlace_token``).
+
+The marked test is run by this plugin's ``pytest_pyfunc_call`` (tryfirst),
+synchronously on interlace's own loop, so pytest-asyncio never runs it
+(even in auto mode, where it wraps the function: the plugin unwraps it),
+and plain pytest-asyncio tests are left alone.
+
+This module is loaded by every pytest run in an environment where interlace
+is installed, so it imports nothing heavy at module level.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import inspect
+import random
 import sys
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+if TYPE_CHECKING:
+    from interlace.db.supply import DatabaseKind, DatabaseSupply
+    from interlace.explore import Failure
+    from interlace.simulations import Simulation
+
+MARKER = "interlace"
+DEFAULT_SCHEDULES = 100
+DEFAULT_STRATEGY = "portfolio"
+_MARKER_KEYWORDS = frozenset({"schedules", "strategy", "seed", "expect_violation"})
+
+
+@dataclasses.dataclass
+class _Settings:
+    """The run's interlace options, resolved once at configure time."""
+
+    schedules: int | None  # None: the marker's, else DEFAULT_SCHEDULES
+    strategy: str | None  # None: the marker's, else DEFAULT_STRATEGY
+    seed: int | None  # None: the marker's, else the session seed
+    session_seed: int
+    seed_was_random: bool
+    replay: str | None  # a token: run only its test, that one schedule
+    replay_scenario: str | None
+
+
+_SETTINGS = pytest.StashKey[_Settings]()
+_DATABASES = pytest.StashKey["_Databases"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("interlace", "interlace: explore interleavings of async tests")
+    group.addoption(
+        "--interlace-schedules",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"schedules per interlace test (default: the marker's, else {DEFAULT_SCHEDULES})",
+    )
+    group.addoption(
+        "--interlace-strategy",
+        default=None,
+        metavar="NAME",
+        help=f"random, pct, pct<d>, dfs, dfs<b>, portfolio (default: {DEFAULT_STRATEGY})",
+    )
+    group.addoption(
+        "--interlace-seed",
+        default=None,
+        metavar="N|random",
+        help="seed of every exploration (default: 0, fixed so CI is reproducible; "
+        "'random' picks one and prints it)",
+    )
+    group.addoption(
+        "--interlace-replay",
+        default=None,
+        metavar="TOKEN",
+        help="run only the test whose scenario the token names, replaying its schedule",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(schedules=None, strategy=None, seed=None, expect_violation=False): "
+        "explore this async test under interlace's deterministic scheduler",
+    )
+    config.addinivalue_line(
+        "markers", "postgres: needs a PostgreSQL server (interlace's provider chain)"
+    )
+    config.stash[_SETTINGS] = _settings(config)
+    config.stash[_DATABASES] = _Databases()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    databases = config.stash.get(_DATABASES, None)
+    if databases is not None:
+        databases.close()
+
+
+def _settings(config: pytest.Config) -> _Settings:
+    schedules = config.getoption("--interlace-schedules")
+    if schedules is not None and schedules < 1:
+        raise pytest.UsageError(f"--interlace-schedules must be at least 1, got {schedules}")
+    seed_text = config.getoption("--interlace-seed")
+    seed: int | None = None
+    random_seed = seed_text == "random"
+    if random_seed:
+        # the one place wall-clock randomness enters; the header prints it for the rerun
+        seed = random.SystemRandom().randrange(2**31)
+    elif seed_text is not None:
+        if not str(seed_text).isdigit():
+            raise pytest.UsageError(
+                f"--interlace-seed must be a non-negative integer or 'random', got {seed_text!r}"
+            )
+        seed = int(seed_text)
+    token = config.getoption("--interlace-replay")
+    scenario = None
+    if token is not None:
+        from interlace._core.errors import TokenError  # noqa: PLC0415
+        from interlace._core.trace import Token  # noqa: PLC0415
+
+        try:
+            scenario = Token.decode(token).scenario
+        except TokenError as error:
+            raise pytest.UsageError(f"--interlace-replay: {error}") from None
+    return _Settings(
+        schedules=schedules,
+        strategy=config.getoption("--interlace-strategy"),
+        seed=seed,
+        session_seed=seed if seed is not None else 0,
+        seed_was_random=random_seed,
+        replay=token.strip() if token is not None else None,
+        replay_scenario=scenario,
+    )
+
 
 def pytest_report_header(config: pytest.Config) -> str:
-    version = ".".join(str(part) for part in sys.version_info[:3])
-    return f"interlace: deterministic scheduler on Python {version}"
+    settings = config.stash[_SETTINGS]
+    if settings.replay is not None:
+        return f"interlace: replaying {settings.replay_scenario}"
+    seed = f"seed {settings.session_seed}"
+    if settings.seed_was_random:
+        seed += f" (chosen at random; rerun with --interlace-seed {settings.session_seed})"
+    return f"interlace: {seed}"
+
+
+# ---- collection ---------------------------------------------------------------------
+
+
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> list[SimulationItem] | None:
+    """Collect a simulation whose name is a test name as one test per database."""
+    simulations = sys.modules.get("interlace.simulations")
+    if simulations is None or not isinstance(obj, simulations.Simulation):
+        return None  # interlace.simulations not imported: obj cannot be a simulation
+    if not collector.funcnamefilter(name):
+        return None
+    return [
+        SimulationItem.from_parent(
+            collector, name=_variant_name(name, database), simulation=obj, database=database
+        )
+        for database in obj.variants
+    ]
+
+
+def _variant_name(name: str, database: DatabaseKind | None) -> str:
+    return name if database is None else f"{name}[{database}]"
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    settings = config.stash[_SETTINGS]
+    for item in items:
+        if isinstance(item, pytest.Function) and item.get_closest_marker(MARKER) is not None:
+            _check_marker(item)
+    if settings.replay_scenario is None:
+        return
+    keep = [item for item in items if _scenario_name(item) == settings.replay_scenario]
+    if not keep:
+        raise pytest.UsageError(
+            f"--interlace-replay: no collected test runs scenario {settings.replay_scenario}; "
+            "give the path of the test that printed the token"
+        )
+    deselected = [item for item in items if item not in keep]
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = keep
+
+
+def _check_marker(item: pytest.Function) -> None:
+    marker = item.get_closest_marker(MARKER)
+    assert marker is not None
+    unknown = sorted(set(marker.kwargs) - _MARKER_KEYWORDS)
+    if marker.args or unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.{MARKER} takes only the keywords "
+            f"{', '.join(sorted(_MARKER_KEYWORDS))}; got "
+            f"{', '.join([*map(repr, marker.args), *unknown])}"
+        )
+
+
+def _scenario_name(item: pytest.Item) -> str | None:
+    if isinstance(item, SimulationItem):
+        return item.simulation.scenario_name(item.database)
+    if isinstance(item, pytest.Function) and item.get_closest_marker(MARKER) is not None:
+        return marked_scenario_name(item)
+    return None
+
+
+def marked_scenario_name(item: pytest.Function) -> str:
+    """``module:qualname[params]`` of a marked test: what its tokens carry."""
+    function = inspect.unwrap(item.obj)
+    qualname = getattr(function, "__qualname__", item.originalname)
+    callspec = getattr(item, "callspec", None)
+    # a colon would split the token's scenario field: parametrize ids may contain one
+    params = f"[{callspec.id.replace(':', '_')}]" if callspec is not None else ""
+    return f"{item.module.__name__ if item.module else '?'}:{qualname}{params}"
+
+
+# ---- marked async tests -------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run a marked test as an exploration; leave every other test to its usual runner."""
+    marker = pyfuncitem.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    function = inspect.unwrap(pyfuncitem.obj)  # pytest-asyncio's auto mode wraps it
+    if not inspect.iscoroutinefunction(function):
+        pytest.fail(
+            f"@pytest.mark.{MARKER} needs an async test (async def): its body runs as the "
+            "root task of every schedule",
+            pytrace=False,
+        )
+    arguments = {name: pyfuncitem.funcargs[name] for name in inspect.signature(function).parameters}
+    from interlace.scenario import Scenario  # noqa: PLC0415
+
+    async def body() -> object:
+        return await function(**arguments)
+
+    body.__qualname__ = body.__name__ = function.__name__  # "start test_x" in the table
+    scenario = Scenario(body=body, name=marked_scenario_name(pyfuncitem))
+    settings = pyfuncitem.config.stash[_SETTINGS]
+    expect_violation = bool(marker.kwargs.get("expect_violation", False))
+    if settings.replay is not None:
+        _replay_marked(pyfuncitem, scenario, settings.replay, expect_violation)
+        return True
+    _explore_marked(pyfuncitem, scenario, _budget(settings, marker.kwargs), expect_violation)
+    return True
+
+
+def _budget(settings: _Settings, marked: Mapping[str, Any]) -> Any:
+    from interlace.runner import Budget  # noqa: PLC0415
+
+    def pick(option: Any, keyword: str, default: Any) -> Any:
+        if option is not None:
+            return option
+        return marked.get(keyword, default)
+
+    return Budget(
+        schedules=pick(settings.schedules, "schedules", DEFAULT_SCHEDULES),
+        strategy=pick(settings.strategy, "strategy", DEFAULT_STRATEGY),
+        seed=pick(settings.seed, "seed", settings.session_seed),
+    )
+
+
+def _explore_marked(item: pytest.Function, scenario: Any, budget: Any, expect: bool) -> None:
+    from interlace.explore import explore  # noqa: PLC0415
+
+    with _usage_errors_fail(item):
+        report = explore(
+            scenario, strategy=budget.strategy, schedules=budget.schedules, seed=budget.seed
+        )
+    failure = report.failure
+    _record(item, report.schedules_run, report.distinct_interleavings, failure)
+    where = (
+        f"{report.schedules_run} of {budget.schedules} schedules "
+        f"({budget.strategy}, seed {budget.seed})"
+    )
+    if expect:
+        if failure is not None and failure.kind == "invariant":
+            return
+        found = "no failure" if failure is None else f"another failure: {failure.headline()}"
+        pytest.fail(
+            f"expected an invariant violation (expect_violation=True), but found {found} "
+            f"in {where}; the test's assertions may have gone blind",
+            pytrace=False,
+        )
+    if failure is not None:
+        pytest.fail(
+            _report(item, failure, f"interlace found a failing schedule in {where}"), pytrace=False
+        )
+
+
+def _replay_marked(item: pytest.Function, scenario: Any, token: str, expect: bool) -> None:
+    from interlace.explore import replay  # noqa: PLC0415
+
+    failure = None
+    with _usage_errors_fail(item):
+        try:
+            replay(scenario, token)
+        except AssertionError as error:
+            failure = getattr(error, "interlace_failure", None)
+            if failure is None:
+                raise
+        except Exception as error:
+            failure = getattr(error, "interlace_failure", None)
+            if failure is None:
+                raise
+    if failure is None:
+        if expect:
+            pytest.fail(
+                "the replayed schedule passes: expected an invariant violation", pytrace=False
+            )
+        return
+    _record(item, 1, 1, failure)
+    if not (expect and failure.kind == "invariant"):
+        pytest.fail(_report(item, failure, "the replayed schedule fails"), pytrace=False)
+
+
+@contextlib.contextmanager
+def _usage_errors_fail(item: pytest.Item) -> Iterator[None]:
+    from interlace._core.errors import TokenError, UsageError  # noqa: PLC0415
+
+    try:
+        yield
+    except (UsageError, TokenError) as error:
+        pytest.fail(f"interlace: {error}", pytrace=False)
+
+
+def _report(item: pytest.Item, failure: Failure, title: str, *, importable: bool = False) -> str:
+    from interlace.report.failure import (  # noqa: PLC0415
+        failure_report,
+        interlace_replay_command,
+        pytest_replay_command,
+    )
+
+    commands = [("replay with pytest", pytest_replay_command(item.nodeid, failure.token))]
+    if importable:
+        commands.insert(0, ("replay", interlace_replay_command(failure.token)))
+    return f"{title}\n\n{failure_report(failure, commands)}"
+
+
+def _record(item: pytest.Item, schedules: int, interleavings: int, failure: Failure | None) -> None:
+    item.user_properties.append(("interlace_schedules", schedules))
+    item.user_properties.append(("interlace_interleavings", interleavings))
+    if failure is not None:
+        item.user_properties.append(("interlace_token", failure.token))
+
+
+# ---- simulations --------------------------------------------------------------------
+
+
+class SimulationItem(pytest.Item):
+    """One simulation on one database, judged like ``interlace run`` judges it."""
+
+    def __init__(
+        self,
+        *,
+        simulation: Simulation,
+        database: DatabaseKind | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.simulation = simulation
+        self.database = database
+        if database == "postgres":
+            self.add_marker("postgres")
+
+    def runtest(self) -> None:
+        settings = self.config.stash[_SETTINGS]
+        supply = self._supply()
+        if settings.replay is not None:
+            self._replay(supply, settings.replay)
+            return
+        from interlace.runner import run_simulation  # noqa: PLC0415
+
+        budget = _budget(settings, {})
+        with _usage_errors_fail(self):
+            run = run_simulation(self.simulation, supply, budget)
+        if run.report is not None:
+            _record(self, run.report.schedules_run, run.report.distinct_interleavings, None)
+        if run.failure is not None:
+            self.user_properties.append(("interlace_token", run.failure.token))
+        if run.ok:
+            return
+        title = f"{run.scenario}: {run.verdict.value}: {run.message}"
+        if run.failure is None:
+            pytest.fail(title, pytrace=False)
+        pytest.fail(_report(self, run.failure, title, importable=True), pytrace=False)
+
+    def _replay(self, supply: DatabaseSupply | None, token: str) -> None:
+        from interlace.runner import replay_token  # noqa: PLC0415
+
+        with _usage_errors_fail(self):
+            failure, stale = replay_token(self.simulation, supply, token)
+        if stale is not None:
+            pytest.fail(f"interlace: {stale}", pytrace=False)
+        if failure is None:
+            if self.simulation.canary:
+                pytest.fail(
+                    "the replayed schedule passes: the canary's violation is gone", pytrace=False
+                )
+            return
+        _record(self, 1, 1, failure)
+        if self.simulation.canary and self.simulation.expects(failure):
+            return
+        report = _report(self, failure, "the replayed schedule fails", importable=True)
+        pytest.fail(report, pytrace=False)
+
+    def _supply(self) -> DatabaseSupply | None:
+        if self.database is None:
+            return None
+        databases = self.config.stash[_DATABASES]
+        return databases.supply(self.database)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.name
+
+
+class _Databases:
+    """Database supplies for the session's simulation tests, opened on first use."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._supplies: dict[str, DatabaseSupply] = {}
+        self._unavailable: dict[str, str] = {}
+
+    def supply(self, kind: DatabaseKind) -> DatabaseSupply:
+        if kind in self._supplies:
+            return self._supplies[kind]
+        if kind in self._unavailable:
+            _skip_or_fail(self._unavailable[kind])
+        from interlace.db.provider import PostgresUnavailable  # noqa: PLC0415
+        from interlace.db.supply import open_supply  # noqa: PLC0415
+
+        try:
+            opened = self._stack.enter_context(open_supply(kind))
+        except (PostgresUnavailable, ValueError) as error:
+            self._unavailable[kind] = str(error)
+            _skip_or_fail(str(error))
+        self._supplies[kind] = opened
+        return opened
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _skip_or_fail(reason: str) -> NoReturn:
+    from interlace.db.provider import REQUIRE_ENV, postgres_required  # noqa: PLC0415
+
+    if postgres_required():
+        pytest.fail(f"{REQUIRE_ENV} is set and {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -1,0 +1,67 @@
+"""The card's case: identical user messages for the same (user, tool) at once."""
+
+from __future__ import annotations
+
+import interlace
+from simulations.editor_chat.invariants import (
+    CHAT_INVARIANTS,
+    conflict_retried,
+    guard_turned_one_away,
+    reply_saved_after_a_later_question,
+)
+from simulations.editor_chat.world import (
+    QUESTION,
+    SCRIPT,
+    TEACHER,
+    ChatWorld,
+    chat_world,
+    reset_world,
+)
+
+DATABASES = ("sqlite", "postgres")
+
+
+async def _from_two_processes(world: ChatWorld) -> None:
+    first, second = world.process("web-1"), world.process("web-2")
+    await world.run(
+        first.send(TEACHER, SCRIPT, QUESTION),
+        second.send(TEACHER, SCRIPT, QUESTION),
+    )
+
+
+@interlace.simulation(
+    world=chat_world("fixed"),
+    reset=reset_world,
+    invariants=(*CHAT_INVARIANTS, reply_saved_after_a_later_question, conflict_retried),
+    databases=DATABASES,
+)
+async def two_processes(world: ChatWorld) -> None:
+    """The same question twice at once from two processes: each guard lets its request in."""
+    await _from_two_processes(world)
+
+
+@interlace.simulation(
+    world=chat_world("pre_fix"),
+    reset=reset_world,
+    invariants=CHAT_INVARIANTS,
+    databases=DATABASES,
+    expect_violation=True,
+)
+async def two_processes_pre_fix(world: ChatWorld) -> None:
+    """Canary: the handler before PR-0009 loses a message or misplaces a reply."""
+    await _from_two_processes(world)
+
+
+@interlace.simulation(
+    world=chat_world("fixed"),
+    reset=reset_world,
+    invariants=(*CHAT_INVARIANTS, guard_turned_one_away),
+    databases=DATABASES,
+)
+async def one_process(world: ChatWorld) -> None:
+    """The same question twice at once in one process: the shared guard answers one with 409."""
+    web = world.process("web-1")
+    await world.run(
+        web.send(TEACHER, SCRIPT, QUESTION),
+        web.send(TEACHER, SCRIPT, QUESTION),
+    )

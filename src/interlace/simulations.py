@@ -1,0 +1,295 @@
+"""Simulations: a scenario with its world, its invariants, its databases and its expectation.
+
+A simulation is what ``interlace run`` discovers and what the pytest plugin
+collects. It is declared on the body of one schedule::
+
+    @interlace.simulation(
+        world=chat_world(variant="fixed"),       # (Database) -> async context manager
+        reset=ChatWorld.reset,                   # async (world) -> None, before each schedule
+        invariants=CHAT_INVARIANTS,              # interlace.invariants.final/always/sometimes
+        databases=("sqlite", "postgres"),        # one scenario per kind
+    )
+    async def identical_messages(world: ChatWorld) -> None:
+        '''The same question twice at once, from two processes.'''
+        await world.run(world.process("web-1").send(...), world.process("web-2").send(...))
+
+Per schedule, interlace resets the world, registers the always invariants,
+runs the body (the root task; it starts the concurrent requests and returns
+when they have finished), then checks the final invariants and records which
+sometimes invariants held. The world is made once per exploration on a fresh
+database (``interlace.db.supply``), outside any schedule.
+
+``expect_violation=True`` (or a tuple of invariants) declares a *canary*: a
+known-buggy variant whose violation the run must find. A canary guards the
+invariants themselves: when they go blind, its run fails.
+
+Names: the simulation is ``module:attribute`` and each database variant is a
+scenario named ``module:attribute[sqlite]``. Tokens carry that name, so
+``interlace replay`` imports the module, finds the simulation and rebuilds
+the same database kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from interlace._core.errors import UsageError
+from interlace.db.supply import DATABASE_KINDS, DatabaseKind, DatabaseSupply
+from interlace.explore import Failure
+from interlace.invariants import Checker, Invariant, InvariantViolation, Observations
+from interlace.point import always as check_always
+from interlace.scenario import Scenario, qualified_name
+
+# (database) -> world; called with no argument for a simulation with databases=()
+WorldFactory = Callable[..., AbstractAsyncContextManager[Any]]
+Reset = Callable[[Any], Awaitable[None]]
+Body = Callable[..., Awaitable[object]]
+
+_VARIANT = re.compile(r"^(?P<attribute>[^\[\]]+)\[(?P<database>[a-z]+)\]$")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A declared simulation; build one scenario per database with ``scenario()``."""
+
+    body: Body
+    module: str
+    attribute: str
+    world: WorldFactory | None
+    reset: Reset | None
+    invariants: tuple[Invariant, ...]
+    databases: tuple[DatabaseKind, ...]
+    expect_violation: bool | tuple[str, ...]
+    description: str
+
+    @property
+    def name(self) -> str:
+        """``module:attribute``, where ``interlace replay`` finds it."""
+        return f"{self.module}:{self.attribute}"
+
+    @property
+    def canary(self) -> bool:
+        """Whether the simulation expects a violation (a known-buggy variant)."""
+        return self.expect_violation is not False
+
+    @property
+    def variants(self) -> tuple[DatabaseKind | None, ...]:
+        """The database kinds it runs on; ``(None,)`` for a simulation without a database."""
+        return self.databases if self.databases else (None,)
+
+    def scenario_name(self, database: DatabaseKind | None) -> str:
+        """``module:attribute[database]``: the name its tokens carry."""
+        return self.name if database is None else f"{self.name}[{database}]"
+
+    def scenario(
+        self, supply: DatabaseSupply | None, observations: Observations | None = None
+    ) -> Scenario:
+        """The scenario of this simulation on ``supply``'s databases.
+
+        ``observations`` collects which sometimes invariants held, schedule by
+        schedule (``interlace.runner`` judges them after the run).
+        """
+        database = None if supply is None else supply.kind
+        if database not in self.variants:
+            raise UsageError(
+                f"simulation {self.name} does not run on {database or 'no database'}; "
+                f"it declares databases={list(self.databases)}"
+            )
+        if observations is not None:
+            observations.expect(i for i in self.invariants if i.applies_to(database))
+        resource = None
+        reset = None
+        if self.world is not None or supply is not None:
+            resource = _world_resource(self.world, supply)
+            reset = self._reset
+        return Scenario(
+            body=self._schedule_body(database, observations, takes_world=resource is not None),
+            name=self.scenario_name(database),
+            resource=resource,
+            reset=reset,
+        )
+
+    def expects(self, failure: Failure) -> bool:
+        """Whether ``failure`` is the violation this canary expects."""
+        if self.expect_violation is False or failure.kind != "invariant":
+            return False
+        if self.expect_violation is True:
+            return True
+        if not isinstance(failure.exception, InvariantViolation):
+            return False
+        return any(name in self.expect_violation for name in failure.exception.invariants)
+
+    def describe_expectation(self) -> str:
+        """``a violation of 'X' or 'Y'``, or ``an invariant violation``."""
+        if self.expect_violation is True or self.expect_violation is False:
+            return "an invariant violation"
+        names = " or ".join(repr(name) for name in self.expect_violation)
+        return f"a violation of {names}"
+
+    async def _reset(self, world: Any) -> None:
+        if self.reset is not None:
+            await self.reset(world)
+
+    def _schedule_body(
+        self, database: DatabaseKind | None, observations: Observations | None, *, takes_world: bool
+    ) -> Body:
+        body = self.body
+        invariants = self.invariants
+
+        async def run_schedule(*world_argument: Any) -> object:
+            world = world_argument[0] if world_argument else None
+            checker = Checker(invariants, database, world)
+            if checker.always:
+                check_always(checker.check_always)
+            result = await body(*world_argument)
+            await checker.check_final()
+            held = await checker.sometimes_held()
+            if observations is not None:
+                observations.record(held)
+            return result
+
+        chosen: Body = run_schedule
+        if not takes_world:
+
+            async def run_without_world() -> object:
+                return await run_schedule()
+
+            chosen = run_without_world
+        # the root task's first row in the interleaving table reads "start <attribute>"
+        chosen.__qualname__ = chosen.__name__ = self.attribute
+        return chosen
+
+
+def _world_resource(
+    factory: WorldFactory | None, supply: DatabaseSupply | None
+) -> Callable[[], AbstractAsyncContextManager[Any]]:
+    @contextlib.asynccontextmanager
+    async def world() -> AsyncIterator[Any]:
+        if supply is None:
+            assert factory is not None  # no supply and no factory: no resource at all
+            async with factory() as value:
+                yield value
+            return
+        async with supply.fresh() as database:
+            if factory is None:
+                yield database
+                return
+            async with factory(database) as value:
+                yield value
+
+    return world
+
+
+def simulation(
+    *,
+    world: WorldFactory | None = None,
+    reset: Reset | None = None,
+    invariants: Iterable[Invariant] = (),
+    databases: Iterable[DatabaseKind] = ("sqlite",),
+    expect_violation: bool | Iterable[Invariant | str] = False,
+    name: str | None = None,
+) -> Callable[[Body], Simulation]:
+    """Declare a simulation (see the module docstring for an example).
+
+    - ``world``: ``factory(database) -> async context manager`` entered once
+      per exploration on a fresh database (``factory()`` with
+      ``databases=()``); what it yields is passed to the body, to ``reset``
+      and to every invariant. Without it the body gets the ``Database``
+      itself (or nothing, with ``databases=()``).
+    - ``reset``: ``async (world) -> None``, before every schedule.
+    - ``invariants``: from ``interlace.invariants.final/always/sometimes``.
+    - ``databases``: the kinds it runs on (``"sqlite"``, ``"postgres"``);
+      ``()`` for a simulation that needs no database.
+    - ``expect_violation``: ``True`` or some of its invariants: a canary.
+    - ``name``: the module attribute the simulation is assigned to, when it
+      is not the body's own name (so ``interlace replay`` can find it).
+    """
+    kinds = tuple(databases)
+    unknown = [kind for kind in kinds if kind not in DATABASE_KINDS]
+    if unknown:
+        raise UsageError(f"unknown database kind {unknown[0]!r}: use {' or '.join(DATABASE_KINDS)}")
+    declared = tuple(invariants)
+    expected = _expected_names(expect_violation, declared)
+
+    def wrap(body: Body) -> Simulation:
+        where = qualified_name(body)
+        if not inspect.iscoroutinefunction(body):
+            raise UsageError(
+                f"simulation {where} must be an async function (async def ...): "
+                "it runs as the root task of each schedule"
+            )
+        if reset is not None and world is None:
+            raise UsageError(
+                f"simulation {where} has reset= but no world=: reset receives the world, "
+                "so give both"
+            )
+        attribute = name or body.__name__
+        if _VARIANT.match(attribute) or ":" in attribute or not attribute.isidentifier():
+            raise UsageError(
+                f"simulation name {attribute!r} must be a Python identifier: it is the "
+                "module attribute that interlace replay looks up"
+            )
+        return Simulation(
+            body=body,
+            module=body.__module__,
+            attribute=attribute,
+            world=world,
+            reset=reset,
+            invariants=declared,
+            databases=kinds,
+            expect_violation=expected,
+            description=_first_line(body.__doc__),
+        )
+
+    return wrap
+
+
+def _expected_names(
+    expect_violation: bool | Iterable[Invariant | str], declared: tuple[Invariant, ...]
+) -> bool | tuple[str, ...]:
+    if isinstance(expect_violation, bool):
+        return expect_violation
+    names = tuple(i.name if isinstance(i, Invariant) else i for i in expect_violation)
+    if not names:
+        raise UsageError("expect_violation=() expects nothing; use False, True or invariants")
+    known = {i.name for i in declared}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise UsageError(
+            f"expect_violation names {missing[0]!r}, which is not among the simulation's "
+            "invariants; pass the Invariant objects themselves"
+        )
+    return names
+
+
+def split_scenario_name(scenario_name: str) -> tuple[str, str, DatabaseKind | None]:
+    """``('pkg.mod', 'attribute', 'sqlite')`` from ``pkg.mod:attribute[sqlite]``.
+
+    Raises ``ValueError`` when the name is not ``module:attribute[kind]`` with a
+    known kind (or ``module:attribute``).
+    """
+    module, separator, rest = scenario_name.partition(":")
+    if not separator or not module or not rest:
+        raise ValueError(f"{scenario_name!r} is not module:attribute")
+    variant = _VARIANT.match(rest)
+    if variant is None:
+        return module, rest, None
+    database = variant.group("database")
+    for kind in DATABASE_KINDS:
+        if kind == database:
+            return module, variant.group("attribute"), kind
+    raise ValueError(
+        f"{scenario_name!r} names database {database!r}; known: {', '.join(DATABASE_KINDS)}"
+    )
+
+
+def _first_line(doc: str | None) -> str:
+    if not doc:
+        return ""
+    return inspect.cleandoc(doc).splitlines()[0].strip()
