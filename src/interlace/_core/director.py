@@ -15,6 +15,13 @@ Because decisions are only made when nothing is in flight, the outcome is a
 function of the choices alone, even with real threads (aiosqlite) and real
 sockets (asyncpg) underneath.
 
+A statement waiting for a database lock would look like outside I/O forever.
+An explainer attached to the loop (``OutsideWaits`` in ``waits.py``, e.g. the
+PostgreSQL lock monitor) proves such waits blocked on locks of settled tasks,
+so they count as settled; when nothing is in flight it may let one frozen
+waiter whose lock was granted go on, and when no task can run it may let the
+database break a lock cycle.
+
 Which steps are decision points:
 - a task's first step ("start ...");
 - a bare yield to the loop (``await asyncio.sleep(0)``) or ``interlace.point``;
@@ -50,6 +57,7 @@ from interlace._core.waits import (
     classify,
     innermost_asyncio,
     module_of,
+    outside_waits_of,
 )
 from interlace.strategies.base import Candidate
 
@@ -60,6 +68,10 @@ if TYPE_CHECKING:
 ROOT_NAME = "main"
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 _DRAIN_ROUNDS = 10_000
+# Real-time polling of the outside-wait explainer while tasks wait on outside I/O:
+# a lock wait is visible to the server about 0.5 ms after the statement is sent.
+_FIRST_EXAMINE = 0.0005
+_EXAMINE_EVERY = 0.002
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,8 @@ class Director:
         self._waiter: asyncio.Future[bool] | None = None
         # invariant: checks registered by the running schedule, run before every decision
         self._checks: list[Callable[[], object]] = []
+        # proves outside waits blocked on database locks (e.g. the PostgreSQL lock monitor)
+        self.explainer = outside_waits_of(loop)
 
     # ---- called by the loop -------------------------------------------------
 
@@ -169,6 +183,8 @@ class Director:
         error: BaseException | None = None
         result: object = None
         try:
+            if self.explainer is not None:
+                self.explainer.begin(self.names.__getitem__, self.index.__getitem__)
             self._adopting_root = True
             try:
                 root_task = self.loop.create_task(_coroutine(root), name=ROOT_NAME)
@@ -228,6 +244,8 @@ class Director:
                     cancelled_leftovers = True
                     self._cancel(live)
                     continue
+                if self.explainer is not None and await self.explainer.break_cycle():
+                    continue  # one task of a database lock cycle runs the server's check
                 if self.clock.advance_to_next():
                     continue
                 return Deadlock(self._deadlock_message(live))
@@ -240,6 +258,8 @@ class Director:
             for check in self._checks:
                 check()  # an exception here is the schedule's failure, at this step
             self._decide(runnable)
+            if self.explainer is not None and self._previous is not None:
+                self.explainer.after_decision(self._previous)
 
     def _decide(self, runnable: list[asyncio.Task[Any]]) -> None:
         candidates = [
@@ -268,23 +288,56 @@ class Director:
 
     async def _settle(self) -> None:
         """Return once no simulated task has I/O in flight (see the module docstring)."""
-        await self._drain()
-        outside = self._in_flight()
-        if not outside:
-            return  # the common case: no clock read, no timer
+        while True:
+            await self._drain()
+            outside = self._in_flight()
+            if outside:
+                await self._wait_out(outside)
+            # Quiet. A frozen lock waiter whose lock was granted may go on now, alone,
+            # so waiters released by one COMMIT never race; then settle again.
+            if self.explainer is None or not await self.explainer.release_granted():
+                return
+
+    async def _wait_out(self, outside: list[tuple[asyncio.Task[Any], Wait]]) -> None:
+        """Wait until no task waits on outside I/O; report the tasks that wait too long."""
         started = time.monotonic()
         # one real-time timer per slow settle wakes the director to report a stuck task
         alarm = self.loop.call_later(self.limits.stuck_after, self._poke)
+        # without an explainer, only a task's own progress can end the wait
+        examine_at = None if self.explainer is None else started + _FIRST_EXAMINE
         try:
             while outside:
-                await self._wait_for_change()
+                timeout = None if examine_at is None else max(0.0, examine_at - time.monotonic())
+                await self._wait_for_change(timeout)
                 await self._drain()
                 outside = self._in_flight()
+                if outside and examine_at is not None and time.monotonic() >= examine_at:
+                    await self._examine(outside)
+                    await self._drain()
+                    outside = self._in_flight()
+                    examine_at = time.monotonic() + _EXAMINE_EVERY
                 waited = time.monotonic() - started
                 if outside and waited > self.limits.stuck_after:
                     raise StuckOutsideIO(self._stuck_message(outside, waited))
         finally:
             alarm.cancel()
+
+    async def _examine(self, outside: list[tuple[asyncio.Task[Any], Wait]]) -> None:
+        """Ask the explainer to prove tasks waiting on outside I/O blocked by settled ones."""
+        assert self.explainer is not None
+        waiting = [task for task, _wait in outside]
+        in_flight = set(waiting)
+        # Settled tasks cannot progress before the next decision, so this stays true
+        # while the explainer awaits the database's answer.
+        settled = [task for task in self.tasks if task not in in_flight]
+        # a task that took a step since this snapshot no longer waits where it did
+        before = {task: self._wait_cache.get(task) for task in waiting}
+
+        def still_waiting(task: asyncio.Task[Any]) -> bool:
+            wait = self._wait_cache.get(task)
+            return wait is not None and wait is before.get(task) and task not in self.parked
+
+        await self.explainer.examine(waiting, settled, still_waiting)
 
     def _in_flight(self) -> list[tuple[asyncio.Task[Any], Wait]]:
         waits = []
@@ -292,12 +345,21 @@ class Director:
             if task.done() or task in self.parked:
                 continue
             wait = self.wait_of(task)
-            self._last_wait[task] = wait
+            # A lock wait ends with the statement's reply: like any outside wake, that
+            # continues the statement; it is not a decision point of its own.
+            self._last_wait[task] = wait if wait.kind != "dblock" else self._classify(task)
             if not wait.settled:
                 waits.append((task, wait))
         return waits
 
     def wait_of(self, task: asyncio.Task[Any]) -> Wait:
+        """What ``task`` waits on, with outside waits explained when an explainer can."""
+        wait = self._classify(task)
+        if wait.kind == "outside" and self.explainer is not None:
+            return self.explainer.explain(task, wait)
+        return wait
+
+    def _classify(self, task: asyncio.Task[Any]) -> Wait:
         wait = self._wait_cache.get(task)
         if wait is None:
             wait = classify(task, self.tasks, self.names.__getitem__, self.clock.holds_future)
@@ -458,6 +520,8 @@ class Director:
 
     async def _finish(self) -> BaseException | None:
         """Cancel what is left, let it unwind without decisions, and report what would not."""
+        if self.explainer is not None:
+            self.explainer.end()  # first, and synchronous: frozen work always resumes
         self._passthrough = True
         for task in [t for t in self.tasks if t in self.parked]:
             parked = self.parked.pop(task)
@@ -489,9 +553,14 @@ class Director:
 
     def _deadlock_message(self, live: list[asyncio.Task[Any]]) -> str:
         return (
-            "deadlock: every live task waits on another simulated task or an asyncio "
-            f"primitive, and no timer is pending:\n{self._describe(live)}"
+            "deadlock: every live task waits on another simulated task, an asyncio "
+            "primitive or a database lock another task holds, and no timer is pending:\n"
+            f"{self._describe(live)}{self._best_effort_note()}"
         )
+
+    def _best_effort_note(self) -> str:
+        reason = self.explainer.best_effort if self.explainer is not None else None
+        return f"\n(determinism is best effort here: {reason})" if reason else ""
 
     def _step_bound_message(self, runnable: list[asyncio.Task[Any]]) -> str:
         parked = ", ".join(f"{self.names[t]} at {self.parked[t].label!r}" for t in runnable)
@@ -507,8 +576,11 @@ class Director:
             f"stuck outside I/O: waited {waited:.1f} s (bound: stuck_after="
             f"{self.limits.stuck_after:g} s) for these tasks:\n{lines}\n"
             "is the database reachable, and not locked by a connection outside the "
-            "simulation? A task that awaits a bare future completed by another simulated "
-            "task also looks like this: use an asyncio primitive (Event, Queue) instead"
+            "simulation? On PostgreSQL, lock waits are recognised only with the lock monitor "
+            "attached (interlace.db.postgres.monitor(engine) in the scenario's resource). "
+            "A task that awaits a bare future completed by another simulated task also "
+            "looks like this: use an asyncio primitive (Event, Queue) instead"
+            f"{self._best_effort_note()}"
         )
 
 
