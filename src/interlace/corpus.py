@@ -100,8 +100,10 @@ def _read(path: Path) -> Regression:
     return Regression(path, tokens[0], scenario)
 
 
-def _comment(prefix: str, text: str, width: int = 200) -> list[str]:
-    first = text.strip().splitlines()[0] if text.strip() else "(no message)"
-    if len(first) > width:
-        first = first[: width - 3] + "..."
-    return [f"# {prefix}{first}"]
+def _comment(prefix: str, text: str, width: int = 200, lines: int = 3) -> list[str]:
+    """The first ``lines`` lines of ``text`` as comments (a headline and its detail)."""
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()][:lines]
+    if not kept:
+        kept = ["(no message)"]
+    clipped = [line if len(line) <= width else line[: width - 3] + "..." for line in kept]
+    return [f"# {prefix}{clipped[0]}", *(f"#   {line}" for line in clipped[1:])]

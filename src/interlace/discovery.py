@@ -144,10 +144,10 @@ def resolve(scenario_name: str) -> Resolved:
             )
     if isinstance(target, Simulation):
         if database not in target.variants:
-            runs_on = ", ".join(str(v) for v in target.variants)
+            runs_on = ", ".join(str(v) for v in target.variants if v is not None)
             raise DiscoveryError(
-                f"unknown simulation {scenario_name}: {target.name} runs on {runs_on}, "
-                f"not {database}"
+                f"unknown simulation {scenario_name}: {target.name} runs on "
+                f"{runs_on or 'no database'}, not {database or 'without one'}"
             )
         return Resolved(target, database, None)
     if database is None and (isinstance(target, Scenario) or inspect.iscoroutinefunction(target)):

@@ -1,0 +1,96 @@
+"""The editor-chat simulations on SQLite: the fixed handler passes, the pre-fix race is caught."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from simulations.editor_chat import cancelled, different, http, identical, provider_error
+
+import interlace
+from interlace import InvariantViolation, Simulation
+from interlace.corpus import Corpus
+from interlace.db.supply import SqliteSupply
+from interlace.discovery import discover, resolve
+from interlace.explore import ScheduleRecord
+from interlace.runner import Budget, Verdict, replay_token, run_simulation
+
+ROOT = Path(__file__).resolve().parents[2]
+SQLITE = SqliteSupply()
+
+FIXED = [
+    identical.two_processes,
+    identical.one_process,
+    different.different_messages,
+    cancelled.cancelled_mid_stream,
+    provider_error.provider_error_mid_stream,
+    http.identical_over_http,
+]
+CANARIES = [identical.two_processes_pre_fix, http.identical_over_http_pre_fix]
+
+
+def _name(simulation: Simulation) -> str:
+    return simulation.attribute
+
+
+def test_every_simulation_is_discovered_and_runs_on_both_databases() -> None:
+    found = discover(ROOT / "simulations")
+    assert {s.name for s in found} == {s.name for s in [*FIXED, *CANARIES]}
+    assert all(s.databases == ("sqlite", "postgres") for s in found)
+
+
+@pytest.mark.parametrize("simulation", FIXED, ids=_name)
+def test_the_fixed_handler_passes_on_sqlite(simulation: Simulation) -> None:
+    run = run_simulation(simulation, SQLITE, Budget(schedules=20, strategy="portfolio"))
+    assert run.verdict is Verdict.PASSED, run.message + (
+        "\n" + run.failure.describe() if run.failure else ""
+    )
+    assert run.report is not None and run.report.distinct_interleavings > 1
+    assert all(count > 0 for count in run.sometimes.values())
+
+
+@pytest.mark.parametrize("simulation", CANARIES, ids=_name)
+def test_the_pre_fix_race_is_caught_on_sqlite_and_its_token_replays_it(
+    simulation: Simulation,
+) -> None:
+    run = run_simulation(simulation, SQLITE, Budget(schedules=200))
+    assert run.verdict is Verdict.CAUGHT, run.message
+    failure = run.failure
+    assert failure is not None and failure.schedule < 200
+    assert isinstance(failure.exception, InvariantViolation)
+    assert "stands after" in str(failure.exception)  # the reply landed after another question
+    with pytest.raises(InvariantViolation) as replayed:
+        interlace.replay(simulation.scenario(SQLITE), failure.token)
+    assert str(replayed.value) == str(failure.exception)
+    assert replayed.value.interlace_failure.trace == failure.trace  # type: ignore[attr-defined]
+
+
+def test_the_committed_regression_tokens_replay_on_sqlite() -> None:
+    regressions = [
+        r for r in Corpus(ROOT / "simulations" / "regressions").load() if "[sqlite]" in r.scenario
+    ]
+    assert regressions, "simulations/regressions/ holds the token of the pre-fix race on SQLite"
+    for regression in regressions:
+        target = resolve(regression.scenario)
+        assert target.simulation is not None and target.database == "sqlite"
+        failure, stale = replay_token(target.simulation, SQLITE, regression.token)
+        assert stale is None, f"{regression.path.name}: {stale}"
+        if target.simulation.canary:
+            assert failure is not None and target.simulation.expects(failure), regression.path
+        else:
+            assert failure is None, f"{regression.path.name} fails again: {failure}"
+
+
+def test_the_same_seed_explores_the_same_schedules() -> None:
+    def traces() -> list[object]:
+        seen: list[object] = []
+
+        def record(schedule: ScheduleRecord) -> None:
+            seen.append(schedule.trace)
+
+        interlace.explore(
+            identical.two_processes.scenario(SQLITE), schedules=6, seed=3, on_schedule=record
+        )
+        return seen
+
+    assert traces() == traces()
