@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
+import types
 import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,16 +80,47 @@ class Wait:
 
 
 def await_frames(task: asyncio.Task[Any]) -> list[FrameType]:
-    """The frames of the task's await chain, outermost first."""
+    """The frames of the task's await chain, outermost first.
+
+    The chain goes on through async generators: ``await anext(agen)`` and
+    ``async for`` await an ``async_generator_asend`` (or ``athrow``) object,
+    which shows no frame of its own; the generator it drives is among its
+    referents, and the chain continues in the generator's frame. Without
+    this, a SQLAlchemy statement run from inside an async generator (a
+    streaming handler) would look like outside I/O at every driver round-trip.
+    """
     frames: list[FrameType] = []
     link: Any = task.get_coro()
     while link is not None:
-        frame = getattr(link, "cr_frame", None) or getattr(link, "gi_frame", None)
+        if type(link).__name__ in _ASYNC_GENERATOR_STEPS:
+            link = _driven_generator(link)
+            continue
+        frame = (
+            getattr(link, "cr_frame", None)
+            or getattr(link, "gi_frame", None)
+            or getattr(link, "ag_frame", None)
+        )
         if frame is None:
             break
         frames.append(frame)
-        link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
+        link = (
+            getattr(link, "cr_await", None)
+            or getattr(link, "gi_yieldfrom", None)
+            or getattr(link, "ag_await", None)
+        )
     return frames
+
+
+_ASYNC_GENERATOR_STEPS = frozenset({"async_generator_asend", "async_generator_athrow"})
+
+
+def _driven_generator(step: object) -> types.AsyncGeneratorType[Any, Any] | None:
+    # CPython exposes the generator of an asend/athrow object only to the garbage
+    # collector (tp_traverse); there is no attribute for it.
+    for referent in gc.get_referents(step):
+        if isinstance(referent, types.AsyncGeneratorType):
+            return referent
+    return None
 
 
 def module_of(frame: FrameType) -> str:
