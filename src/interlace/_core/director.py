@@ -384,10 +384,19 @@ class Director:
         return wait
 
     async def _drain(self) -> None:
-        """Let already-queued callbacks run, so wake-ups in flight land in ``parked``."""
+        """Let already-queued callbacks run, so wake-ups in flight land in ``parked``.
+
+        Some libraries queue a callback again on every turn of the loop until a task
+        reacts: anyio delivers a cancellation to a task parked by the director that
+        way. When a turn leaves exactly the callbacks it found, nothing more will
+        settle by waiting, so the drain ends there instead of spinning.
+        """
+        previous: list[object] | None = None
         for _ in range(_DRAIN_ROUNDS):
-            if self.loop.ready_count() == 0:
+            pending = self.loop.ready_callbacks()
+            if not pending or pending == previous:
                 return
+            previous = pending
             await asyncio.sleep(0)
 
     async def _wait_for_change(self, timeout: float | None = None) -> None:

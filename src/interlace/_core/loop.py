@@ -103,7 +103,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         """Queue a step the director decided to run (bypassing interception)."""
         self._base_call_soon(callback, *args, context=context)
 
-    def ready_count(self) -> int:
-        """How many callbacks are queued to run (asyncio's private ``_ready``)."""
+    def ready_callbacks(self) -> list[object]:
+        """The callbacks queued to run, in order (compared, never called)."""
         ready: Any = getattr(self, "_ready", ())
-        return len(ready)
+        return [handle._callback for handle in ready]
