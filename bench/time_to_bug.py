@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import interlace
 from interlace import Scenario
+from interlace.db.supply import SqliteSupply
 from interlace.examples import (
     four_inside,
     lock_order_deadlock,
@@ -30,9 +31,13 @@ from interlace.examples import (
     raw_sqlite_lost_update,
     sqlite_lost_update,
 )
+from interlace.invariants import Observations
 
-sys.path.insert(0, os.path.dirname(__file__))
+# bench/ for results.py, the project root for the simulations package
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from results import write_section
+from simulations.editor_chat import identical
 
 STRATEGIES = ("random", "pct2", "pct3", "dfs", "portfolio")
 STRESS_RUNS = 10_000
@@ -55,22 +60,15 @@ def known_bugs() -> list[Bug]:
         Bug("lock-order deadlock", lock_order_deadlock, False),
         Bug("four inside (narrow, 4 tasks x 4 steps)", four_inside, False),
     ]
-    editor_chat = _editor_chat_race()
-    if editor_chat is not None:
-        bugs.insert(3, Bug("editor-chat pre-fix race (SQLite)", editor_chat, True))
+    race = Bug("editor-chat pre-fix race (SQLite, 2 processes)", _editor_chat_race(), True)
+    bugs.insert(3, race)
     return bugs
 
 
-def _editor_chat_race() -> Scenario | None:
-    """The pre-fix editor-chat simulation, when the simulations package is importable."""
-    try:
-        from simulations.editor_chat import (  # type: ignore[import-not-found]  # noqa: PLC0415
-            bench_scenario,
-        )
-    except ImportError:
-        return None
-    scenario: Scenario = bench_scenario()
-    return scenario
+def _editor_chat_race() -> Scenario:
+    """The card's race: identical messages from two processes, pre-fix handler, SQLite."""
+    simulation = identical.two_processes_pre_fix
+    return simulation.scenario(SqliteSupply(), Observations())
 
 
 def time_to_bug(bug: Bug, strategy: str, seed: int, budget: int) -> tuple[int | None, float]:
