@@ -169,6 +169,10 @@ class Director:
             if not self._should_adopt(task):
                 return None
             self._adopt(task)
+            if self._passthrough:
+                # created while the schedule unwinds (e.g. SQLAlchemy closing a connection
+                # in a shielded task): nobody would release a parked first step
+                return self._run_through(task, callback, args, context)
             return self._park(task, callback, args, context, f"start {_coroutine_name(task)}")
         if self._passthrough:
             return self._run_through(task, callback, args, context)
