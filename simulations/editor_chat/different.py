@@ -21,7 +21,7 @@ from simulations.editor_chat.world import (
 
 
 @interlace.simulation(
-    world=chat_world("fixed"),
+    world=chat_world("fixed", history=1),
     reset=reset_world,
     invariants=(*CHAT_INVARIANTS, reply_saved_after_a_later_question, conflict_retried),
     databases=("sqlite", "postgres"),
@@ -29,8 +29,10 @@ from simulations.editor_chat.world import (
 async def different_messages(world: ChatWorld) -> None:
     """Two different questions for one chat from two processes, and another teacher's chat.
 
-    The other teacher's request shares process web-1 with one of the first
-    teacher's: the guard is per (user, tool), so it must never answer 409.
+    The teacher's chat already holds an exchange, so both questions update an
+    existing row (on PostgreSQL they conflict and retry). The other teacher's
+    request shares process web-1 with one of the first teacher's: the guard is
+    per (user, tool), so it must never answer 409.
     """
     first, second = world.process("web-1"), world.process("web-2")
     await world.run(

@@ -8,6 +8,7 @@ from simulations.editor_chat.invariants import (
     conflict_retried,
     guard_turned_one_away,
     reply_saved_after_a_later_question,
+    user_messages_persisted_once,
 )
 from simulations.editor_chat.world import (
     QUESTION,
@@ -65,3 +66,23 @@ async def one_process(world: ChatWorld) -> None:
         web.send(TEACHER, SCRIPT, QUESTION),
         web.send(TEACHER, SCRIPT, QUESTION),
     )
+
+
+@interlace.simulation(
+    world=chat_world("pre_fix", history=1),
+    reset=reset_world,
+    invariants=(user_messages_persisted_once,),
+    databases=("postgres",),
+    expect_violation=(user_messages_persisted_once,),
+)
+async def two_processes_pre_fix_lost_message(world: ChatWorld) -> None:
+    """Canary: before PR-0009 a state_rev conflict lost one of the two messages.
+
+    The teacher's chat already holds an exchange: when both requests create
+    the row instead, the second INSERT waits for the first to commit and
+    reads its message. Only PostgreSQL can show it: on SQLite, get-or-create's
+    INSERT takes the write lock first, so the second writer waits instead of
+    conflicting. The misplaced reply, which the other canary finds first, is
+    not checked here.
+    """
+    await _from_two_processes(world)

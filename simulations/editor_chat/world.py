@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import interlace
@@ -38,6 +38,7 @@ from editor_chat import (
     EDITOR_CHAT_CONTEXT,
     ChatBusy,
     ChatEvent,
+    ChatMessage,
     ChatService,
     DeltaEvent,
     DoneEvent,
@@ -55,6 +56,7 @@ from editor_chat import (
     make_session_factory,
 )
 from editor_chat.web import USER_ID_HEADER, create_app
+from interlace.db import postgres
 from interlace.db.supply import Database
 
 Variant = Literal["fixed", "pre_fix"]
@@ -233,10 +235,14 @@ class Request:
 class ChatWorld:
     """The editor chat's database and this schedule's processes and requests."""
 
-    def __init__(self, database: Database, engine: AsyncEngine, variant: Variant) -> None:
+    def __init__(
+        self, database: Database, engine: AsyncEngine, variant: Variant, history: int = 0
+    ) -> None:
         self.database = database
         self.engine = engine
         self.variant: Variant = variant
+        self.history = history
+        """Earlier exchanges already in the teacher's chat when a schedule starts."""
         self.session_factory: async_sessionmaker[AsyncSession] = make_session_factory(engine)
         self.ids = SimulatedIds()
         self.ledger = UpdateLedger()
@@ -251,6 +257,8 @@ class ChatWorld:
         """Empty the table and forget the previous schedule (runs outside the schedule)."""
         async with self.engine.begin() as connection:
             await connection.execute(delete(ToolSession))
+            if self.history:
+                await connection.execute(insert(ToolSession).values(**_earlier_chat(self.history)))
         self.ids.reset()
         self.ledger.reset()
         self.requests.clear()
@@ -331,6 +339,10 @@ class ChatWorld:
         what = "script" if tool == SCRIPT else str(tool)
         return f"the chat of ({who}, {what})"
 
+    def is_earlier(self, message_id: object) -> bool:
+        """Whether a stored message was in the chat before the schedule (``history``)."""
+        return isinstance(message_id, str) and message_id in _EARLIER_IDS
+
     def owner_of(self, message_id: object) -> tuple[Request, str] | None:
         """The request a stored message belongs to, and whether it is its question or reply."""
         for request in self.requests:
@@ -345,6 +357,8 @@ class ChatWorld:
         """``T1's question (position 2)``, for invariant messages."""
         owner = self.owner_of(message.get("message_id"))
         role = message.get("role")
+        if self.is_earlier(message.get("message_id")):
+            return f"an earlier {role} message (position {position + 1})"
         if owner is None:
             return f"a {role} message of no request (position {position + 1})"
         request, kind = owner
@@ -352,9 +366,11 @@ class ChatWorld:
 
     def successful_updates(self, pair: Pair) -> tuple[int, str]:
         """How many updates of ``pair``'s row succeeded, and how that was counted."""
+        earlier = 1 if self.history and pair == (TEACHER, SCRIPT) else 0  # the history's write
         if self.counts_commits:
-            return self.ledger.committed.get(pair, 0), "committed updates seen by the repository"
-        acknowledged = 0
+            committed = self.ledger.committed.get(pair, 0) + earlier
+            return committed, "committed updates seen by the repository"
+        acknowledged = earlier
         for request in self.requests:
             if request.pair == pair:
                 acknowledged += (request.meta is not None) + request.reply_saved
@@ -476,12 +492,17 @@ class WebProcess:
             guard=self.guard,
             variant=world.variant,
         )
+        self._app = _RememberErrors(self.app)
 
     async def post(self, user_id: uuid.UUID, tool_id: uuid.UUID, text: str) -> Request:
         """``POST /tools/{tool_id}/chat``, reading the whole SSE stream (or the JSON error)."""
         world = self.world
         request = world.open_request(self.name, user_id, tool_id, text)
-        transport = httpx.ASGITransport(app=self.app)
+        raised: list[Exception] = []
+        _APP_ERRORS.set(raised)  # this task's own context: the app runs in it
+        # raise_app_exceptions=False: a stream the app breaks off still reaches the
+        # client as far as it got, as with a real server; _RememberErrors keeps the error
+        transport = httpx.ASGITransport(app=self._app, raise_app_exceptions=False)
         try:
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://editor-chat.test", trust_env=False
@@ -493,6 +514,12 @@ class WebProcess:
                 )
             request.http_status = response.status_code
             self._record(request, response)
+            for error in raised:
+                if not isinstance(error, StateConflict | RetriesExhausted):
+                    raise error  # a bug, not an outcome: it fails the schedule
+                # saving the reply failed after the stream had started: it broke off
+                request.outcome = "failed"
+                request.error = f"the stream broke off: {type(error).__name__}: {error}"
         except asyncio.CancelledError:
             request.outcome = "cancelled"
             raise
@@ -522,6 +549,23 @@ class WebProcess:
             return
         request.outcome = "failed"
         request.error = f"HTTP {response.status_code}: {json.dumps(body, ensure_ascii=False)}"
+
+
+_APP_ERRORS: ContextVar[list[Exception]] = ContextVar("editor_chat_simulated_app_errors")
+
+
+class _RememberErrors:
+    """ASGI wrapper that records what the app raised for the request's client to judge."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as error:
+            _APP_ERRORS.get().append(error)
+            raise
 
 
 def parse_sse(text: str) -> list[ChatEvent]:
@@ -563,6 +607,28 @@ def _json_or_text(response: httpx.Response) -> object:
         return response.text
 
 
+_EARLIER = 0xE  # the "request number" of ids of earlier messages
+_EARLIER_IDS = frozenset(str(uuid.UUID(int=(_EARLIER << 64) | k)) for k in range(1, 201))
+
+
+def _earlier_chat(exchanges: int) -> dict[str, Any]:
+    """The teacher's chat row with ``exchanges`` earlier questions and replies."""
+    messages = []
+    for exchange in range(exchanges):
+        question = uuid.UUID(int=(_EARLIER << 64) | (2 * exchange + 1))
+        reply = uuid.UUID(int=(_EARLIER << 64) | (2 * exchange + 2))
+        messages.append(ChatMessage("user", QUESTION, question).to_json())
+        messages.append(ChatMessage("assistant", REPLY, reply, in_reply_to=question).to_json())
+    return {
+        "id": uuid.UUID(int=(_EARLIER << 64)),
+        "tool_id": SCRIPT,
+        "user_id": TEACHER,
+        "context": EDITOR_CHAT_CONTEXT,
+        "state": {"messages": messages},
+        "state_rev": 1,
+    }
+
+
 def streaming_provider(**options: Any) -> FakeProvider:
     """The LLM as the simulations see it: a reply in 3 chunks, 50 ms (virtual) apart.
 
@@ -576,9 +642,15 @@ def streaming_provider(**options: Any) -> FakeProvider:
 
 
 def chat_world(
-    variant: Variant = "fixed",
+    variant: Variant = "fixed", *, history: int = 0
 ) -> Callable[[Database], contextlib.AbstractAsyncContextManager[ChatWorld]]:
-    """The world factory of a simulation: ``world=chat_world("pre_fix")``."""
+    """The world factory of a simulation: ``world=chat_world("pre_fix", history=1)``.
+
+    ``history``: earlier exchanges (question and reply) already stored in the
+    teacher's chat of the script when each schedule starts (written with
+    state_rev 1). Without them, the first writes create the row, and on
+    PostgreSQL the second creator waits for the first to commit.
+    """
 
     @contextlib.asynccontextmanager
     async def world(database: Database) -> AsyncIterator[ChatWorld]:
@@ -591,7 +663,12 @@ def chat_world(
         try:
             await create_schema(engine)
             await interlace.warm_pool(engine, POOL_SIZE)
-            yield ChatWorld(database, engine, variant)
+            async with contextlib.AsyncExitStack() as stack:
+                if database.kind == "postgres":
+                    # requests wait on each other's row locks: the monitor proves those
+                    # waits blocked on parked tasks, so the scheduler goes on deciding
+                    await stack.enter_async_context(postgres.monitor(engine))
+                yield ChatWorld(database, engine, variant, history)
         finally:
             await engine.dispose()
 

@@ -274,7 +274,7 @@ def _run_one(
     progress.clear()
     for replayed in run.regressions:
         state = (
-            f"stale ({replayed.stale})"
+            f"stale, delete it ({replayed.stale})"
             if replayed.stale
             else "still fails"
             if replayed.failure is not None
@@ -306,8 +306,8 @@ def _save_tokens(
         failure = run.failure
         if failure is None or run.verdict is Verdict.REGRESSION:
             continue  # nothing new: a regression's token is in the corpus already
-        if run.verdict is Verdict.CAUGHT and corpus.for_scenario(run.scenario):
-            continue  # one reproducer per canary is enough; do not churn the corpus
+        if run.verdict is Verdict.CAUGHT and any(r.failure for r in run.regressions):
+            continue  # a saved token still reproduces it: do not churn the corpus
         found_by = (
             f"interlace run {budget.describe()} --db {database} "
             f"(schedule {failure.schedule + 1} of the run)"
