@@ -62,6 +62,7 @@ from interlace.db.supply import Database
 Variant = Literal["fixed", "pre_fix"]
 Pair = tuple[uuid.UUID, uuid.UUID]  # (user_id, tool_id)
 Outcome = Literal["running", "streamed", "busy", "failed", "cancelled"]
+RepositoryWrapper = type[ToolSessionRepository]
 
 TEACHER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 OTHER_TEACHER = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
@@ -117,9 +118,17 @@ class UpdateLedger:
         self.committed: dict[Pair, int] = {}
         self.conflicts = 0
 
-    def repository(self, new_id: Callable[[], uuid.UUID]) -> Callable[[AsyncSession], Any]:
+    def repository(
+        self,
+        new_id: Callable[[], uuid.UUID],
+        base: RepositoryWrapper = ToolSessionRepository,
+    ) -> Callable[[AsyncSession], ToolSessionRepository]:
+        """A ``repository_factory`` for ``ChatService`` that counts on ``base``'s updates."""
+        counting = _counting(base)
+
         def make(session: AsyncSession) -> ToolSessionRepository:
-            return _LedgerRepository(session, new_id=new_id, ledger=self)
+            made: ToolSessionRepository = counting(session, new_id=new_id, ledger=self)
+            return made
 
         return make
 
@@ -128,30 +137,41 @@ class UpdateLedger:
         self.conflicts = 0
 
 
-class _LedgerRepository(ToolSessionRepository):
-    def __init__(
-        self, session: AsyncSession, *, new_id: Callable[[], uuid.UUID], ledger: UpdateLedger
-    ) -> None:
-        super().__init__(session, new_id=new_id)
-        self._ledger = ledger
-        self._pending: list[Pair] = []
-        event.listen(session.sync_session, "after_commit", self._on_commit)
+def _counting(base: RepositoryWrapper) -> Any:
+    """``base`` with the ledger's bookkeeping around ``update_state``."""
 
-    async def update_state(
-        self, key: ToolSessionKey, state: Mapping[str, Any], *, expected_state_rev: int
-    ) -> ToolSessionSnapshot:
-        try:
-            snapshot = await super().update_state(key, state, expected_state_rev=expected_state_rev)
-        except StateConflict:
-            self._ledger.conflicts += 1
-            raise
-        self._pending.append((key.user_id, key.tool_id))
-        return snapshot
+    class LedgerRepository(base):  # type: ignore[valid-type,misc]
+        def __init__(
+            self,
+            session: AsyncSession,
+            *,
+            new_id: Callable[[], uuid.UUID],
+            ledger: UpdateLedger,
+        ) -> None:
+            super().__init__(session, new_id=new_id)
+            self._ledger = ledger
+            self._pending: list[Pair] = []
+            event.listen(session.sync_session, "after_commit", self._on_commit)
 
-    def _on_commit(self, session: object) -> None:
-        for pair in self._pending:
-            self._ledger.committed[pair] = self._ledger.committed.get(pair, 0) + 1
-        self._pending.clear()
+        async def update_state(
+            self, key: ToolSessionKey, state: Mapping[str, Any], *, expected_state_rev: int
+        ) -> ToolSessionSnapshot:
+            try:
+                snapshot: ToolSessionSnapshot = await super().update_state(
+                    key, state, expected_state_rev=expected_state_rev
+                )
+            except StateConflict:
+                self._ledger.conflicts += 1
+                raise
+            self._pending.append((key.user_id, key.tool_id))
+            return snapshot
+
+        def _on_commit(self, session: object) -> None:
+            for pair in self._pending:
+                self._ledger.committed[pair] = self._ledger.committed.get(pair, 0) + 1
+            self._pending.clear()
+
+    return LedgerRepository
 
 
 @dataclass
@@ -267,14 +287,32 @@ class ChatWorld:
         self.counts_commits = True
         self._stored = None
 
-    def process(self, name: str, provider: FakeProvider | None = None) -> Process:
-        """The process called ``name`` (made on first use): one guard, one ChatService."""
+    def process(
+        self,
+        name: str,
+        provider: FakeProvider | None = None,
+        *,
+        guard: SingleFlightGuard | None = None,
+        repository: RepositoryWrapper | None = None,
+    ) -> Process:
+        """The process called ``name`` (made on first use): one guard, one ChatService.
+
+        ``guard`` and ``repository`` (a subclass of ``ToolSessionRepository``)
+        replace the production parts, to check that the invariants catch a
+        broken one.
+        """
         existing = self.processes.get(name)
         if isinstance(existing, Process):
             return existing
         if existing is not None:
             raise ValueError(f"process {name!r} is already an ASGI process")
-        made = Process(self, name, provider or streaming_provider())
+        made = Process(
+            self,
+            name,
+            provider or streaming_provider(),
+            guard or SingleFlightGuard(),
+            repository or ToolSessionRepository,
+        )
         self.processes[name] = made
         return made
 
@@ -412,17 +450,24 @@ class StoredChat:
 class Process:
     """A server process running the handler directly: one guard, one service."""
 
-    def __init__(self, world: ChatWorld, name: str, provider: FakeProvider) -> None:
+    def __init__(
+        self,
+        world: ChatWorld,
+        name: str,
+        provider: FakeProvider,
+        guard: SingleFlightGuard,
+        repository: RepositoryWrapper,
+    ) -> None:
         self.world = world
         self.name = name
-        self.guard = SingleFlightGuard()
+        self.guard = guard
         self.service = ChatService(
             session_factory=world.session_factory,
             provider=provider,
             guard=self.guard,
             variant=world.variant,
             new_id=world.ids.new_id,
-            repository_factory=world.ledger.repository(world.ids.new_id),
+            repository_factory=world.ledger.repository(world.ids.new_id, repository),
         )
 
     async def send(

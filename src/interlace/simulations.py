@@ -191,7 +191,7 @@ def simulation(
     world: WorldFactory | None = None,
     reset: Reset | None = None,
     invariants: Iterable[Invariant] = (),
-    databases: Iterable[DatabaseKind] = ("sqlite",),
+    databases: Iterable[str] = ("sqlite",),
     expect_violation: bool | Iterable[Invariant | str] = False,
     name: str | None = None,
 ) -> Callable[[Body], Simulation]:
@@ -210,10 +210,7 @@ def simulation(
     - ``name``: the module attribute the simulation is assigned to, when it
       is not the body's own name (so ``interlace replay`` can find it).
     """
-    kinds = tuple(databases)
-    unknown = [kind for kind in kinds if kind not in DATABASE_KINDS]
-    if unknown:
-        raise UsageError(f"unknown database kind {unknown[0]!r}: use {' or '.join(DATABASE_KINDS)}")
+    kinds = tuple(_database_kind(kind) for kind in databases)
     declared = tuple(invariants)
     expected = _expected_names(expect_violation, declared)
 
@@ -248,6 +245,13 @@ def simulation(
         )
 
     return wrap
+
+
+def _database_kind(name: str) -> DatabaseKind:
+    for kind in DATABASE_KINDS:
+        if kind == name:
+            return kind
+    raise UsageError(f"unknown database kind {name!r}: use {' or '.join(DATABASE_KINDS)}")
 
 
 def _expected_names(
