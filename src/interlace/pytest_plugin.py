@@ -47,10 +47,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import random
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -245,8 +246,8 @@ def _scenario_name(item: pytest.Item) -> str | None:
 
 def marked_scenario_name(item: pytest.Function) -> str:
     """``module:qualname[params]`` of a marked test: what its tokens carry."""
-    function = inspect.unwrap(item.obj)
-    qualname = getattr(function, "__qualname__", item.originalname)
+    cls = item.cls
+    qualname = item.originalname if cls is None else f"{cls.__qualname__}.{item.originalname}"
     callspec = getattr(item, "callspec", None)
     # a colon would split the token's scenario field: parametrize ids may contain one
     params = f"[{callspec.id.replace(':', '_')}]" if callspec is not None else ""
@@ -262,6 +263,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     marker = pyfuncitem.get_closest_marker(MARKER)
     if marker is None:
         return None
+    handle = getattr(pyfuncitem.obj, "hypothesis", None)
+    if handle is not None and inspect.iscoroutinefunction(inspect.unwrap(handle.inner_test)):
+        # @given: hypothesis calls inner_test once per example; each example becomes an
+        # exploration (as anyio runs each example on its loop); pytest then calls the
+        # synchronous hypothesis wrapper as usual
+        handle.inner_test = _explore_each_example(pyfuncitem, inspect.unwrap(handle.inner_test))
+        return None
     function = inspect.unwrap(pyfuncitem.obj)  # pytest-asyncio's auto mode wraps it
     if not inspect.iscoroutinefunction(function):
         pytest.fail(
@@ -270,20 +278,61 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             pytrace=False,
         )
     arguments = {name: pyfuncitem.funcargs[name] for name in inspect.signature(function).parameters}
-    from interlace.scenario import Scenario  # noqa: PLC0415
-
-    async def body() -> object:
-        return await function(**arguments)
-
-    body.__qualname__ = body.__name__ = function.__name__  # "start test_x" in the table
-    scenario = Scenario(body=body, name=marked_scenario_name(pyfuncitem))
+    scenario = _scenario(pyfuncitem, function, arguments)
     settings = pyfuncitem.config.stash[_SETTINGS]
     expect_violation = bool(marker.kwargs.get("expect_violation", False))
     if settings.replay is not None:
-        _replay_marked(pyfuncitem, scenario, settings.replay, expect_violation)
-        return True
-    _explore_marked(pyfuncitem, scenario, _budget(settings, marker.kwargs), expect_violation)
+        problem = _replay_marked(pyfuncitem, scenario, settings.replay, expect_violation)
+    else:
+        budget = _budget(settings, marker.kwargs)
+        problem = _explore_marked(pyfuncitem, scenario, budget, expect_violation)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     return True
+
+
+class InterlaceExampleFailed(AssertionError):  # an AssertionError: hypothesis shrinks it
+    """An example of a ``@given`` test whose exploration failed; the message is the report."""
+
+
+def _explore_each_example(
+    item: pytest.Function, function: Callable[..., Any]
+) -> Callable[..., None]:
+    marker = item.get_closest_marker(MARKER)
+    assert marker is not None
+    settings = item.config.stash[_SETTINGS]
+    if settings.replay is not None:
+        pytest.fail(
+            "--interlace-replay cannot replay a @given test: its token does not hold the "
+            "example; rerun the test, hypothesis replays the failing example first",
+            pytrace=False,
+        )
+    expect_violation = bool(marker.kwargs.get("expect_violation", False))
+    budget = _budget(settings, marker.kwargs)
+
+    @functools.wraps(function)
+    def explore_example(*args: Any, **kwargs: Any) -> None:
+        scenario = _scenario(item, function, kwargs, args)
+        problem = _explore_marked(item, scenario, budget, expect_violation, replayable=False)
+        if problem is not None:
+            raise InterlaceExampleFailed(problem)
+
+    return explore_example
+
+
+def _scenario(
+    item: pytest.Function,
+    function: Callable[..., Any],
+    arguments: Mapping[str, Any],
+    positional: tuple[Any, ...] = (),
+) -> Any:
+    from interlace.scenario import Scenario  # noqa: PLC0415
+
+    async def body() -> object:
+        return await function(*positional, **arguments)
+
+    body.__qualname__ = body.__name__ = function.__name__  # "start test_x" in the table
+    return Scenario(body=body, name=marked_scenario_name(item))
 
 
 def _budget(settings: _Settings, marked: Mapping[str, Any]) -> Any:
@@ -301,7 +350,10 @@ def _budget(settings: _Settings, marked: Mapping[str, Any]) -> Any:
     )
 
 
-def _explore_marked(item: pytest.Function, scenario: Any, budget: Any, expect: bool) -> None:
+def _explore_marked(
+    item: pytest.Function, scenario: Any, budget: Any, expect: bool, *, replayable: bool = True
+) -> str | None:
+    """Explore; the failure report when the test should fail, else None."""
     from interlace.explore import explore  # noqa: PLC0415
 
     with _usage_errors_fail(item):
@@ -316,43 +368,36 @@ def _explore_marked(item: pytest.Function, scenario: Any, budget: Any, expect: b
     )
     if expect:
         if failure is not None and failure.kind == "invariant":
-            return
+            return None
         found = "no failure" if failure is None else f"another failure: {failure.headline()}"
-        pytest.fail(
+        return (
             f"expected an invariant violation (expect_violation=True), but found {found} "
-            f"in {where}; the test's assertions may have gone blind",
-            pytrace=False,
+            f"in {where}; the test's assertions may have gone blind"
         )
-    if failure is not None:
-        pytest.fail(
-            _report(item, failure, f"interlace found a failing schedule in {where}"), pytrace=False
-        )
+    if failure is None:
+        return None
+    title = f"interlace found a failing schedule in {where}"
+    return _report(item, failure, title, replayable=replayable)
 
 
-def _replay_marked(item: pytest.Function, scenario: Any, token: str, expect: bool) -> None:
-    from interlace.explore import replay  # noqa: PLC0415
+def _replay_marked(item: pytest.Function, scenario: Any, token: str, expect: bool) -> str | None:
+    """Replay the token; the failure report when the test should fail, else None."""
+    from interlace.explore import Failure, replay  # noqa: PLC0415
 
     failure = None
     with _usage_errors_fail(item):
         try:
             replay(scenario, token)
-        except AssertionError as error:
-            failure = getattr(error, "interlace_failure", None)
-            if failure is None:
-                raise
         except Exception as error:
             failure = getattr(error, "interlace_failure", None)
-            if failure is None:
+            if not isinstance(failure, Failure):
                 raise
     if failure is None:
-        if expect:
-            pytest.fail(
-                "the replayed schedule passes: expected an invariant violation", pytrace=False
-            )
-        return
+        return "the replayed schedule passes: expected an invariant violation" if expect else None
     _record(item, 1, 1, failure)
-    if not (expect and failure.kind == "invariant"):
-        pytest.fail(_report(item, failure, "the replayed schedule fails"), pytrace=False)
+    if expect and failure.kind == "invariant":
+        return None
+    return _report(item, failure, "the replayed schedule fails")
 
 
 @contextlib.contextmanager
@@ -365,16 +410,30 @@ def _usage_errors_fail(item: pytest.Item) -> Iterator[None]:
         pytest.fail(f"interlace: {error}", pytrace=False)
 
 
-def _report(item: pytest.Item, failure: Failure, title: str, *, importable: bool = False) -> str:
+def _report(
+    item: pytest.Item,
+    failure: Failure,
+    title: str,
+    *,
+    importable: bool = False,
+    replayable: bool = True,
+) -> str:
+    """The failure's report with the commands that replay it (none for a ``@given`` example)."""
     from interlace.report.failure import (  # noqa: PLC0415
         failure_report,
         interlace_replay_command,
         pytest_replay_command,
     )
 
-    commands = [("replay with pytest", pytest_replay_command(item.nodeid, failure.token))]
+    commands = []
     if importable:
-        commands.insert(0, ("replay", interlace_replay_command(failure.token)))
+        commands.append(("replay", interlace_replay_command(failure.token)))
+    if replayable:
+        commands.append(("replay with pytest", pytest_replay_command(item.nodeid, failure.token)))
+    else:
+        commands.append(
+            ("replay", "rerun the test: hypothesis tries this example first, with the same seed")
+        )
     return f"{title}\n\n{failure_report(failure, commands)}"
 
 

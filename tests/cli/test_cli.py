@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from interlace.cli import main
+from interlace import Trace
+from interlace.cli import Progress, main
+from interlace.explore import ScheduleRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -278,6 +281,38 @@ def test_run_on_the_editor_chat_simulations_finds_the_pre_fix_race(
     assert (
         "token: interlace:v1:simulations.editor_chat.identical:two_processes_pre_fix[sqlite]" in out
     )
+
+
+def test_replay_of_a_committed_token_reproduces_the_pre_fix_race(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    regressions = sorted(
+        (ROOT / "simulations" / "regressions").glob("*two_processes_pre_fix-sqlite*")
+    )
+    assert regressions, "the SQLite canary's token is committed"
+    token = regressions[0].read_text().splitlines()[-1]
+    assert main(["replay", token]) == 1
+    out = capsys.readouterr().out
+    assert "InvariantViolation: final invariant violated: each assistant message's" in out
+    assert re.search(r"^ +\d+ \| +\| +\| UPDATE tool_sessions", out, re.M), out
+    assert f"replay: interlace replay '{token}'" in out
+
+
+def test_an_unknown_strategy_is_one_line_and_status_2(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(project), "--strategy", "clever"]) == 2
+    assert "unknown strategy 'clever'" in _one_line_error(capsys)
+
+
+def test_progress_is_a_line_now_and_then_off_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress("sims.chat:race[sqlite]", 200, stream, every=0.0)
+    trace = Trace(())
+    progress.update(ScheduleRecord(index=41, seed=1, trace=trace, error=None))
+    progress.clear()
+    assert stream.getvalue() == "  sims.chat:race[sqlite]: 42/200 schedules (0 s)\n"
 
 
 def test_help_lists_the_commands() -> None:

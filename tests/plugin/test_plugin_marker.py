@@ -262,3 +262,43 @@ def test_misuse_says_what_to_do(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*QUIET)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*@pytest.mark.interlace takes only the keywords*got 100*"])
+
+
+GIVEN = """
+import asyncio
+import pytest
+from hypothesis import given, settings, strategies as st
+
+@pytest.mark.interlace(schedules=20)
+@settings(max_examples=10, database=None, deadline=None)
+@given(st.integers(min_value=0, max_value=40))
+async def test_withdrawals(amount):
+    account = {"balance": 100}
+
+    async def withdraw(n):
+        balance = account["balance"]
+        if n:
+            await asyncio.sleep(0)
+        account["balance"] = balance - n
+
+    await asyncio.gather(withdraw(amount), withdraw(amount))
+    assert account["balance"] == 100 - 2 * amount, f"lost update: balance is {account['balance']}"
+"""
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_each_hypothesis_example_is_explored_and_hypothesis_shrinks_the_example(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    pytester.makepyfile(test_given=GIVEN)
+    result = pytester.runpytest(*QUIET, "-o", f"asyncio_mode={mode}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*InterlaceExampleFailed: interlace found a failing schedule in * of 20 schedules*",
+            "*AssertionError: lost update: balance is 99",
+            "*token: interlace:v1:test_given:test_withdrawals:portfolio:*",
+            "*replay: rerun the test: hypothesis tries this example first, with the same seed",
+            "*amount=1,",  # the smallest amount that still loses an update
+        ]
+    )
