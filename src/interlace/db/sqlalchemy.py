@@ -110,6 +110,9 @@ async def warm_pool(engine: AsyncEngine, connections: int) -> None:
     try:
         for connection in opened:
             await connection.exec_driver_sql("SELECT 1")
+            # end its transaction now: one that takes a write lock (SQLite's BEGIN
+            # IMMEDIATE) would otherwise block the next connection's
+            await connection.rollback()
     finally:
         for connection in opened:
             await connection.close()

@@ -17,6 +17,10 @@ application's timeout has run out in virtual time. Correct code that waits
 for the lock passes; code configured with no busy timeout gets the error as
 in production. Only statements are retried: a COMMIT that finds readers
 holding the database raises, as with a busy timeout of 0.
+
+Outside a schedule (a scenario's resource or reset, ``warm_pool``) the same
+waits run on the loop's real clock, so code that waits for the lock there
+behaves as in production instead of failing at once.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 from sqlalchemy.engine import Dialect, ExecutionContext
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
 
 from interlace._core.loop import ControlledLoop
 
@@ -80,8 +85,8 @@ def execute_many(cursor: Any, statement: str, parameters: Any, context: Executio
 def _run_waiting(run: Any, context: ExecutionContext) -> bool:
     """True when handled here; False lets SQLAlchemy execute as usual."""
     timeout = _app_timeout(context)
-    if timeout is None or timeout <= 0 or not _in_simulated_task():
-        return False
+    if timeout is None or timeout <= 0 or not in_greenlet():
+        return False  # no busy timeout: "database is locked" at once, as in production
     attempt = 0
     while True:
         try:
@@ -92,7 +97,9 @@ def _run_waiting(run: Any, context: ExecutionContext) -> bool:
             pause = busy_sleep(attempt, timeout * 1000)
             if pause is None:
                 raise
-            await_only(asyncio.sleep(pause))  # virtual: the holder may finish meanwhile
+            # virtual time in a simulated task (the holder may finish meanwhile), real
+            # time elsewhere; either way the loop runs on while this statement waits
+            await_only(asyncio.sleep(pause))
             attempt += 1
             continue
         return True
@@ -111,15 +118,3 @@ def _on_controlled_loop() -> bool:
         return isinstance(asyncio.get_running_loop(), ControlledLoop)
     except RuntimeError:
         return False
-
-
-def _in_simulated_task() -> bool:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return (
-        isinstance(loop, ControlledLoop)
-        and loop.director is not None
-        and loop.director.in_simulated_task()
-    )
