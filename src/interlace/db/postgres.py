@@ -441,7 +441,7 @@ async def _start(
     probe = await connection.fetchrow(_PROBE_QUERY)
     await connection.fetch(_BLOCKERS_QUERY, [probe["pid"]])  # warm: parse, plan, codecs
     freezer: Freezer | None = None
-    reason: str | None = "freezing was turned off (freeze=False)"
+    reason: str | None = "monitor(..., freeze=False) was asked for"
     if freeze is not False:
         found = _freezer(connect_args, probe["pid"], probe["port"])
         freezer, reason = (found, None) if isinstance(found, Freezer) else (None, found)
