@@ -58,7 +58,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
 
-from interlace._core.errors import UsageError
+from interlace._core.errors import StuckOutsideIO, UsageError
 from interlace._core.loop import ControlledLoop
 from interlace._core.waits import (
     Wait,
@@ -84,6 +84,8 @@ SELECT pg_backend_pid() AS pid,
 """
 # After the deadlock timeout, the server needs a moment to run its check and answer.
 _DEADLOCK_CHECK_MARGIN = 0.05
+# The monitor's query takes a fraction of a millisecond; far longer means trouble.
+_QUERY_TIMEOUT = 5.0
 _RECORD_KEY = "interlace.backend_pid"
 _installed: list[bool] = []  # non-empty once the pool listeners are attached
 
@@ -203,18 +205,21 @@ class LockMonitor:
             return
         waits = await self._lock_waits([pid for _task, pid in candidates])
         proofs = self._prove(candidates, waits, settled)
+        for task, _pid in candidates:
+            self._seen.pop(task, None)  # what the server says now replaces what it said
         for task, pid in candidates:
             if pid in waits and task not in proofs:
                 self._seen[task] = waits[pid]
         for task, block in proofs.items():
             if still_waiting(task):
-                self._record(task, block)
+                self._record(task, block, after_check=self._checking.pop(task, None) is not None)
 
     def after_decision(self, task: asyncio.Task[Any]) -> None:
         # what the released task does may end any wait: non-frozen proofs are stale
         self._proven.clear()
         self._tried.clear()
         self._seen.pop(task, None)
+        self._checking.pop(task, None)  # its next wait is a new one
         self._maybe_granted = True
         self._released_at = time.perf_counter()
         block = self._frozen.pop(task, None)
@@ -290,7 +295,15 @@ class LockMonitor:
     async def _lock_waits(self, pids: list[int]) -> dict[int, LockWait]:
         """The backends of ``pids`` that wait for a lock, with who blocks them."""
         started = time.perf_counter()
-        rows = await self._connection.fetch(_BLOCKERS_QUERY, pids)
+        try:
+            rows = await self._connection.fetch(_BLOCKERS_QUERY, pids, timeout=_QUERY_TIMEOUT)
+        except TimeoutError:
+            self.end()  # whatever holds the server up, frozen backends must not
+            raise StuckOutsideIO(
+                f"the PostgreSQL lock monitor's query did not answer within {_QUERY_TIMEOUT:g} s; "
+                "every frozen backend was resumed. Is the server overloaded or its lock "
+                "manager held up by a stopped process?"
+            ) from None
         self.stats.queries += 1
         self.stats.query_seconds += time.perf_counter() - started
         return {
@@ -331,10 +344,17 @@ class LockMonitor:
                     changed = True
         return proofs
 
-    def _record(self, task: asyncio.Task[Any], block: _Block) -> None:
+    def _record(self, task: asyncio.Task[Any], block: _Block, *, after_check: bool) -> None:
         self._seen.pop(task, None)
-        self.stats.detections.append(time.perf_counter() - self._released_at)
-        if self.freezer is not None and self.freezer.owns(block.pid):
+        waited = time.perf_counter() - self._released_at
+        self.stats.detections.append(waited)
+        # The server runs its deadlock check in the waiting backend deadlock_timeout
+        # after the wait began, holding the lock manager's internal locks: a backend
+        # stopped then would stall every lock query, ours included. The wait began
+        # after the last release, so a backend is stopped only well before its check
+        # (or after the check it was resumed for, which the server does not repeat).
+        safe_to_stop = after_check or waited < self.deadlock_timeout / 2
+        if self.freezer is not None and safe_to_stop and self.freezer.owns(block.pid):
             self._frozen[task] = block
             self.freezer.stop(block.pid)
             self.stats.freezes += 1
