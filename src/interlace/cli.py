@@ -3,7 +3,7 @@
 ::
 
     interlace run [PATH] [--schedules N] [--strategy S] [--seed N|random]
-                  [--db sqlite|postgres] [-k TEXT] [--corpus DIR] [--no-save]
+                  [--db sqlite|postgres] [-k TEXT] [--corpus DIR] [--no-save] [--json FILE]
     interlace replay TOKEN
     interlace list [PATH] [--db sqlite|postgres]
 
@@ -39,6 +39,7 @@ from interlace.db.provider import PostgresUnavailable
 from interlace.db.supply import DATABASE_KINDS, DatabaseKind, DatabaseSupply, one_line, open_supply
 from interlace.discovery import DiscoveryError, Resolved, discover, resolve
 from interlace.explore import Failure, ScheduleRecord, replay
+from interlace.report.json import dumps, run_document
 from interlace.report.summary import explain, summary_table, totals
 from interlace.report.table import interleaving_table
 from interlace.runner import Budget, SimulationRun, Verdict, run_simulation
@@ -131,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"regression tokens, replayed first (default: {DEFAULT_CORPUS}/)",
     )
     run.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the run (verdicts, failures with their traces) as JSON to FILE",
+    )
+    run.add_argument(
         "--no-save",
         action="store_true",
         help="do not save the tokens of new failures to the corpus",
@@ -199,6 +207,8 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     _explain(runs, out)
     if not arguments.no_save:
         _save_tokens(runs, corpus, budget, database, out)
+    if arguments.json is not None:
+        _write_json(arguments.json, run_document(runs, budget, database), out)
     print("", file=out)
     print(totals(runs), file=out)
     return EXIT_OK if all(run.ok for run in runs) else EXIT_FAILED
@@ -314,6 +324,14 @@ def _save_tokens(
         )
         path = corpus.save(failure.token, headline=failure.headline(), found_by=found_by)
         print(f"saved regression token: {path}", file=out)
+
+
+def _write_json(path: Path, document: dict[str, object], out: TextIO) -> None:
+    try:
+        path.write_text(dumps(document), encoding="utf-8")
+    except OSError as error:
+        raise BadInput(f"cannot write --json {path}: {error.strerror or error}") from None
+    print(f"wrote {path}", file=out)
 
 
 class Progress:

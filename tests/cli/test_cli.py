@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -141,6 +142,34 @@ def test_run_exits_1_on_a_violation_and_saves_its_token_which_is_replayed_first(
     assert re.search(r"regression \S+racy\S+\.token: still fails", again)
     assert re.search(rf"^{re.escape(racy)} +- +- +REGRESSION", again, re.M)
     assert len(list(corpus.glob("*.token"))) == 2  # nothing new to save
+
+
+def test_run_writes_its_verdicts_and_failures_as_json(
+    project: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _add_racy(project)
+    report = tmp_path / "run.json"
+    status = main(["run", str(project), "--schedules", "30", "--no-save", "--json", str(report)])
+    assert status == 1
+    assert f"wrote {report}" in capsys.readouterr().out
+    document = json.loads(report.read_text())
+    assert document["version"] == 1 and document["ok"] is False
+    assert document["budget"] == {"schedules": 30, "strategy": "portfolio", "seed": 0}
+    by_name = {s["scenario"].split(":")[1]: s for s in document["simulations"]}
+    assert by_name["locked"]["verdict"] == "passed" and by_name["locked"]["failure"] is None
+    racy = by_name["racy"]
+    assert racy["verdict"] == "VIOLATION" and racy["ok"] is False
+    failure = racy["failure"]
+    assert failure["kind"] == "invariant" and failure["exception"] == "InvariantViolation"
+    assert failure["replay"] == f"interlace replay '{failure['token']}'"
+    assert failure["decisions"][0] == {
+        "step": 0,
+        "task": "main",
+        "label": "start racy",
+        "runnable": ["main"],
+        "preemption": False,
+    }
+    assert by_name["racy_canary"]["verdict"] == "caught (expected)"
 
 
 def test_replay_reruns_a_token_and_prints_table_and_violation(
