@@ -127,3 +127,37 @@ def test_a_simulation_token_replays_through_pytest(pytester: pytest.Pytester) ->
     replayed = pytester.runpytest(*QUIET, "--interlace-replay", token.group(1))
     replayed.assert_outcomes(failed=1, deselected=5)
     replayed.stdout.fnmatch_lines(["*the replayed schedule fails", "*count is 1, expected 2"])
+
+
+ON_POSTGRES = """
+import interlace
+
+@interlace.simulation(databases=("postgres",))
+async def test_on_postgres(database):
+    assert database.kind == "postgres"
+    assert database.url.startswith("postgresql+asyncpg://")
+"""
+
+
+@pytest.mark.postgres
+def test_a_postgres_simulation_gets_a_database_from_the_provider_chain(
+    pytester: pytest.Pytester, postgres_server: object
+) -> None:
+    # postgres_server: skip (or fail) here, with the reason, when there is no server at all
+    pytester.makepyfile(test_pg=ON_POSTGRES)
+    result = pytester.runpytest(*QUIET, "-v", "--interlace-schedules", "2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["test_pg.py::test_on_postgres?postgres? PASSED*"])
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("", "skipped"), ("1", "failed")])
+def test_without_a_postgres_server_the_simulation_skips_or_fails_with_the_reason(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str, outcome: str
+) -> None:
+    monkeypatch.setenv("INTERLACE_POSTGRES", "url")
+    monkeypatch.setenv("INTERLACE_POSTGRES_URL", "postgresql://nobody@127.0.0.1:1/nothing")
+    monkeypatch.setenv("INTERLACE_REQUIRE_POSTGRES", required)
+    pytester.makepyfile(test_pg=ON_POSTGRES)
+    result = pytester.runpytest(*QUIET, "-rsf")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*no PostgreSQL server available:*"])
