@@ -2,7 +2,8 @@
 
 - ``identical``: the card's case, the same question twice at once, from two
   processes (one guard each) and from one process (one shared guard); the
-  pre-fix handler as a canary;
+  pre-fix handler as canaries: the misplaced reply (SQLite and PostgreSQL)
+  and the lost message (PostgreSQL only, on a chat that already exists);
 - ``different``: different questions at once, and another teacher's chat;
 - ``cancelled``: a request cancelled mid-stream while another one runs;
 - ``provider_error``: the LLM fails mid-stream while another request runs;

@@ -427,11 +427,18 @@ def _list(arguments: argparse.Namespace, out: TextIO) -> int:
             f"no simulations found under {arguments.path}"
             + (f" for --db {arguments.db}" if arguments.db else "")
         )
-    width = max(len(s.name) for s in found)
-    for simulation in found:
-        databases = ", ".join(str(v) for v in simulation.variants if v is not None) or "-"
-        canary = "canary  " if simulation.canary else "        "
-        line = f"{simulation.name.ljust(width)}  [{databases}]  {canary}{simulation.description}"
+    rows = [
+        (s.name, "[" + (", ".join(str(v) for v in s.variants if v is not None) or "-") + "]", s)
+        for s in found
+    ]
+    name_width = max(len(name) for name, _, _ in rows)
+    databases_width = max(len(databases) for _, databases, _ in rows)
+    for name, databases, simulation in rows:
+        canary = "canary" if simulation.canary else ""
+        line = (
+            f"{name.ljust(name_width)}  {databases.ljust(databases_width)}  "
+            f"{canary.ljust(6)}  {simulation.description}"
+        )
         print(line.rstrip(), file=out)
     print(f"\n{len(found)} simulation(s)", file=out)
     return EXIT_OK
