@@ -13,9 +13,12 @@ recorded as a ``Request``: when it started and ended on the world's step
 counter, the events it received, how it ended. The invariants
 (``simulations.editor_chat.invariants``) read these records and the database.
 
-Determinism: message and row ids come from ``SimulatedIds`` (request n's
-k-th id is ``UUID(int=n << 64 | k)``), never from ``uuid4``; the step counter
-counts recorded events, never wall time.
+Determinism: in handler processes, message and row ids come from
+``SimulatedIds`` (request n's k-th id is ``UUID(int=n << 64 | k)``), never
+from ``uuid4``. The ASGI app (``editor_chat.web.create_app``) takes no id
+generator and uses ``uuid4``: those ids decide nothing, and invariant messages
+name requests (T1, T2), never ids. The step counter counts recorded events,
+never wall time.
 """
 
 from __future__ import annotations
