@@ -36,8 +36,12 @@ What it does, for every schedule run on that loop:
   ``deadlock_timeout`` to 20 ms, so this costs milliseconds.
 
 Limits: one monitored server per exploration; a connection a task did not
-check out itself (a child task using its parent's connection) is not mapped;
-``lock_timeout`` and ``statement_timeout`` run on the server's wall clock.
+check out itself (a child task using its parent's connection) is not mapped,
+nor is a raw asyncpg connection (map it with ``lock_monitor.track(task,
+connection.get_server_pid())``); ``lock_timeout`` and ``statement_timeout``
+run on the server's wall clock, not on the virtual one; a backend whose lock
+wait took more than half of ``deadlock_timeout`` to prove is not stopped (it
+could be inside the server's deadlock check), so that wait is best effort.
 """
 
 from __future__ import annotations
