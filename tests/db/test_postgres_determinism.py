@@ -11,6 +11,7 @@ outcomes and the final rows, and its token must replay the same.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 from postgres_scenarios import (
@@ -33,15 +34,11 @@ SCHEDULES = 50  # schedule seeds per run
 RUNS = 3
 REPLAYED = 8  # tokens replayed per scenario
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[Database], Sequence[Awaitable[object]]]] = {
     "optimistic": lambda db: [optimistic(db.engine) for _ in range(3)],
     "append": lambda db: [append(db.engine, piece) for piece in "abc"],
     "for_update": lambda db: [for_update(db.engine, amount) for amount in (10, 20, 30)],
 }
-
-
-def _handlers(name: str):  # type: ignore[no-untyped-def]
-    return HANDLERS[name]
 
 
 def _run(target: interlace.Scenario, recorder: Recorder) -> list[tuple[ScheduleRecord, object]]:
@@ -63,7 +60,7 @@ def test_fifty_seeds_three_runs_give_one_trace_and_one_outcome(
         f"determinism:{style}",
         postgres_database.sqlalchemy_url(),
         recorder,
-        _handlers(style),
+        HANDLERS[style],
     )
     runs = [_run(target, recorder) for _ in range(RUNS)]
     for index in range(SCHEDULES):
