@@ -4,6 +4,9 @@ They show what interlace finds and stay silent on, and they are what
 ``interlace demo`` explores. Each buggy scenario has a fixed twin:
 
 - ``lost_update`` / ``lost_update_fixed``: read, yield, write back (pure asyncio);
+- ``checked_lost_update`` / ``checked_lost_update_fixed``: the same, where one request
+  first awaits a check: plain asyncio's round-robin never interleaves the two, so
+  running it again and again never fails; a schedule has to choose the race;
 - ``lock_order_deadlock`` / ``lock_order_fixed``: two asyncio.Locks in opposite order;
 - ``four_inside``: a narrow bug, four tasks of four steps in one particular order;
 - ``sqlite_lost_update`` / ``sqlite_lost_update_fixed``: SELECT then UPDATE
@@ -63,6 +66,37 @@ async def lost_update_fixed() -> None:
     """The same withdrawals under one asyncio.Lock."""
     account = Account()
     await asyncio.gather(_withdraw_locked(account, 30), _withdraw_locked(account, 50))
+    assert account.balance == 20, f"lost update: balance is {account.balance}, expected 20"
+
+
+async def _check_then_withdraw(account: Account, amount: int) -> None:
+    await asyncio.sleep(0)  # e.g. a permission check: one await more before the read
+    await _withdraw(account, amount)
+
+
+async def _check_then_withdraw_locked(account: Account, amount: int) -> None:
+    await asyncio.sleep(0)
+    await _withdraw_locked(account, amount)
+
+
+@scenario
+async def checked_lost_update() -> None:
+    """The lost update when the second request awaits a check first.
+
+    Under asyncio's FIFO ready queue the first request writes while the second
+    is still checking, so plain ``gather`` passes every time; the race needs the
+    second request to read before the first writes.
+    """
+    account = Account()
+    await asyncio.gather(_withdraw(account, 30), _check_then_withdraw(account, 50))
+    assert account.balance == 20, f"lost update: balance is {account.balance}, expected 20"
+
+
+@scenario
+async def checked_lost_update_fixed() -> None:
+    """The same requests, each read-and-write under one asyncio.Lock."""
+    account = Account()
+    await asyncio.gather(_withdraw_locked(account, 30), _check_then_withdraw_locked(account, 50))
     assert account.balance == 20, f"lost update: balance is {account.balance}, expected 20"
 
 
@@ -267,6 +301,8 @@ async def raw_sqlite_lost_update_fixed(database: RawDatabase) -> None:
 CATALOGUE = (
     (lost_update, True),
     (lost_update_fixed, False),
+    (checked_lost_update, True),
+    (checked_lost_update_fixed, False),
     (lock_order_deadlock, True),
     (lock_order_fixed, False),
     (four_inside, True),

@@ -42,6 +42,8 @@ class Failure:
     #: (preemptions, decisions) of the schedule as found, before shrinking
     found_size: tuple[int, int] | None = None
     shrink_runs: int = 0
+    #: shrinking ran every schedule with fewer preemptions and none failed this way
+    minimal: bool = False
 
     @property
     def kind(self) -> str:
@@ -58,13 +60,20 @@ class Failure:
 
     def shrink_note(self) -> str:
         """``shrunk from 5 preemptions / 31 decisions to 1 / 18 in 12 runs``, or ""."""
-        if self.found_size is None:
-            return ""
-        found_p, found_d = self.found_size
-        return (
-            f"shrunk from {found_p} preemptions / {found_d} decisions to "
-            f"{self.trace.preemptions} / {len(self.trace.decisions)} in {self.shrink_runs} runs"
-        )
+        notes = []
+        if self.found_size is not None:
+            found_p, found_d = self.found_size
+            notes.append(
+                f"shrunk from {found_p} preemptions / {found_d} decisions to "
+                f"{self.trace.preemptions} / {len(self.trace.decisions)} "
+                f"in {self.shrink_runs} runs"
+            )
+        if self.minimal and self.trace.preemptions > 0:
+            notes.append(
+                f"minimal: every schedule with fewer than {self.trace.preemptions} "
+                "preemptions was run and none fails this way"
+            )
+        return "; ".join(notes)
 
     def describe(self) -> str:
         """The violation, the interleaving table, the token and the command that replays it."""
@@ -253,14 +262,15 @@ async def _failure(
     """The failure as reported: shrunk when ``run_once`` is given, with its token."""
     found_size: tuple[int, int] | None = None
     runs = 0
+    minimal = False
     if run_once is not None:
         shrunk = await shrink_schedule(trace, error, run_once)
         if shrunk.trace != trace:
             found_size = (trace.preemptions, len(trace.decisions))
             trace, error = shrunk.trace, shrunk.error
-        runs = shrunk.runs
+        runs, minimal = shrunk.runs, shrunk.minimal
     token = Token.from_trace(scenario, strategy, seed, trace).encode()
-    return Failure(error, token, trace, index, seed, found_size, runs)
+    return Failure(error, token, trace, index, seed, found_size, runs, minimal)
 
 
 def _choices(trace: Trace) -> list[int]:

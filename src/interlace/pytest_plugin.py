@@ -19,6 +19,12 @@ sometimes invariants); PostgreSQL comes from the provider chain
 (``interlace.db.provider``) and its tests skip when there is none (fail,
 with ``INTERLACE_REQUIRE_POSTGRES=1``).
 
+Fixtures: ``interlace_postgres`` (the session's PostgreSQL server from the
+provider chain, started on first use, shared with the simulation tests) and
+``interlace_postgres_database`` (a fresh database on it for the session,
+configured for simulation, dropped afterwards). Without a server they skip
+with the reason, or fail with ``INTERLACE_REQUIRE_POSTGRES=1``.
+
 Options (group "interlace"); a marker's keyword wins over the default, an
 option given on the command line wins over both:
 
@@ -57,6 +63,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 if TYPE_CHECKING:
+    from interlace.db.provider import PostgresDatabase, PostgresServer
     from interlace.db.supply import DatabaseKind, DatabaseSupply
     from interlace.explore import Failure
     from interlace.simulations import Simulation
@@ -515,31 +522,92 @@ class SimulationItem(pytest.Item):
 
 
 class _Databases:
-    """Database supplies for the session's simulation tests, opened on first use."""
+    """The session's databases: one PostgreSQL server, started on first use, for every user.
+
+    Simulation tests and the ``interlace_postgres`` fixtures share it, so a
+    session starts at most one server (and stops it at the end).
+    """
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
         self._supplies: dict[str, DatabaseSupply] = {}
-        self._unavailable: dict[str, str] = {}
+        self._server: PostgresServer | None = None
+        self._unavailable: str | None = None
 
-    def supply(self, kind: DatabaseKind) -> DatabaseSupply:
-        if kind in self._supplies:
-            return self._supplies[kind]
-        if kind in self._unavailable:
-            _skip_or_fail(self._unavailable[kind])
-        from interlace.db.provider import PostgresUnavailable  # noqa: PLC0415
-        from interlace.db.supply import open_supply  # noqa: PLC0415
+    def postgres_server(self) -> PostgresServer:
+        """The server from the provider chain; skips (or fails) the test when there is none."""
+        if self._server is not None:
+            return self._server
+        if self._unavailable is not None:
+            _skip_or_fail(self._unavailable)
+        from interlace.db.provider import PostgresUnavailable, start_server  # noqa: PLC0415
 
         try:
-            opened = self._stack.enter_context(open_supply(kind))
+            self._server = self._stack.enter_context(start_server())
         except (PostgresUnavailable, ValueError) as error:
-            self._unavailable[kind] = str(error)
-            _skip_or_fail(str(error))
-        self._supplies[kind] = opened
-        return opened
+            # ValueError: INTERLACE_POSTGRES names no known source
+            self._unavailable = str(error)
+            _skip_or_fail(self._unavailable)
+        return self._server
+
+    def supply(self, kind: DatabaseKind) -> DatabaseSupply:
+        if kind not in self._supplies:
+            from interlace.db.supply import PostgresSupply, SqliteSupply  # noqa: PLC0415
+
+            opened: DatabaseSupply = (
+                SqliteSupply() if kind == "sqlite" else PostgresSupply(self.postgres_server())
+            )
+            self._supplies[kind] = opened
+        return self._supplies[kind]
+
+    def outcome(self) -> str | None:
+        """What PostgreSQL the session used, if any test asked for one."""
+        if self._server is not None:
+            return f"used {self._server.source}"
+        if self._unavailable is not None:
+            return "not available (the reason is on the skipped or failed tests)"
+        return None
 
     def close(self) -> None:
         self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def interlace_postgres(request: pytest.FixtureRequest) -> PostgresServer:
+    """The session's PostgreSQL server, from interlace's provider chain.
+
+    ``INTERLACE_POSTGRES_URL``, else the embedded server, else testcontainers
+    (``interlace.db.provider``). Without any, the test is skipped with the
+    reason, or fails with it when ``INTERLACE_REQUIRE_POSTGRES=1``. Simulation
+    tests on ``postgres`` use the same server.
+    """
+    return request.config.stash[_DATABASES].postgres_server()
+
+
+@pytest.fixture(scope="session")
+def interlace_postgres_database(interlace_postgres: PostgresServer) -> Iterator[PostgresDatabase]:
+    """A fresh database on that server for the session, configured for simulation; dropped after."""
+    from interlace.db.provider import (  # noqa: PLC0415
+        PostgresUnavailable,
+        create_database_sync,
+        drop_database_sync,
+    )
+
+    try:
+        database = create_database_sync(interlace_postgres)
+    except PostgresUnavailable as error:
+        _skip_or_fail(str(error))
+    yield database
+    drop_database_sync(database)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    databases = config.stash.get(_DATABASES, None)
+    outcome = databases.outcome() if databases is not None else None
+    if outcome is not None:
+        terminalreporter.write_line(f"interlace postgres: {outcome}")
 
 
 def _skip_or_fail(reason: str) -> NoReturn:

@@ -11,7 +11,14 @@ order:
    (in place of the switch, or for one more step before it), skip that
    choice altogether, or switch one step earlier;
 2. drop the tail: from some step on, make only non-preemptive choices;
-3. move one switch to a later step, to leave a local minimum of 1 and 2.
+3. move one switch to a later step, to leave a local minimum of 1 and 2;
+4. when the edits are stuck, search every schedule with fewer preemptions
+   (preemption-bounded DFS, deepening from 0): the edits keep the schedule's
+   free choices, and the smallest failing schedule may make another one early
+   on (start the other request first). Its first failing schedule has the
+   fewest preemptions; the edits then resume from it. When that search runs
+   to the end without a find, the schedule is *minimal*: no schedule with
+   fewer preemptions fails this way, and the report says so.
 
 "The same way" is the failure's signature: the exception type and its
 message with numbers masked (``balance is 70`` and ``balance is 50`` are the
@@ -25,12 +32,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from interlace._core.trace import Trace
+from interlace.strategies.base import Strategy
+from interlace.strategies.dfs import DFSStrategy
 from interlace.strategies.guided import GuidedStrategy
 
 _NUMBER = re.compile(r"\d+")
 
 #: runs one schedule with the given strategy; returns its trace and failure (None: passed)
-RunSchedule = Callable[[GuidedStrategy], Awaitable[tuple[Trace, BaseException | None]]]
+RunSchedule = Callable[[Strategy], Awaitable[tuple[Trace, BaseException | None]]]
 
 
 def signature(error: BaseException) -> str:
@@ -52,6 +61,8 @@ class Shrunk:
     trace: Trace
     error: BaseException
     runs: int
+    #: every schedule with fewer preemptions was run and none failed this way
+    minimal: bool = False
 
 
 async def shrink(
@@ -61,25 +72,48 @@ async def shrink(
     wanted = signature(error)
     best, best_error, runs = trace, error, 0
 
-    async def attempt(preferences: list[int]) -> bool:
+    async def attempt(strategy: Strategy) -> bool:
         nonlocal best, best_error, runs
         runs += 1
-        candidate, failure = await run(GuidedStrategy(preferences))
+        candidate, failure = await run(strategy)
         if failure is None or signature(failure) != wanted or size(candidate) >= size(best):
             return False
         best, best_error = candidate, failure
         return True
 
-    improved = True
-    while improved and runs < max_runs:
-        improved = False
-        for edit in _edits(best):
-            if runs >= max_runs:
-                break
-            if await attempt(edit):
-                improved = True
-                break  # restart the edits from the smaller schedule
-    return Shrunk(best, best_error, runs)
+    async def apply_edits() -> None:
+        improved = True
+        while improved and runs < max_runs:
+            improved = False
+            for edit in _edits(best):
+                if runs >= max_runs:
+                    break
+                if await attempt(GuidedStrategy(edit)):
+                    improved = True
+                    break  # restart the edits from the smaller schedule
+
+    async def search_fewer_preemptions() -> bool | None:
+        """True: found a smaller one; False: none exists; None: out of runs first."""
+        search = DFSStrategy(max_preemptions=best.preemptions - 1)
+        while runs < max_runs:
+            if not search.begin(0):
+                return False
+            if await attempt(search) and best.preemptions <= search.max_preemptions:
+                return True
+        return None
+
+    await apply_edits()
+    minimal = best.preemptions == 0
+    while not minimal and runs < max_runs:
+        found = await search_fewer_preemptions()
+        if found is None:
+            break
+        if not found:
+            minimal = True
+            break
+        await apply_edits()
+        minimal = best.preemptions == 0
+    return Shrunk(best, best_error, runs, minimal)
 
 
 def _edits(trace: Trace) -> list[list[int]]:

@@ -53,12 +53,12 @@ def _run(target: interlace.Scenario, recorder: Recorder) -> list[tuple[ScheduleR
 
 @pytest.mark.parametrize("style", list(HANDLERS))
 def test_fifty_seeds_three_runs_give_one_trace_and_one_outcome(
-    style: str, postgres_database: PostgresDatabase
+    style: str, interlace_postgres_database: PostgresDatabase
 ) -> None:
     recorder = Recorder()
     target = scenario(
         f"determinism:{style}",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         HANDLERS[style],
     )
@@ -77,7 +77,7 @@ def test_fifty_seeds_three_runs_give_one_trace_and_one_outcome(
     # the lock waits were real, and (on a server of this host) frozen
     monitors = recorder.monitors
     assert all(m.stats.detections for m in monitors), "no schedule waited for a row lock"
-    if _can_freeze(postgres_database):
+    if _can_freeze(interlace_postgres_database):
         assert all(m.freezer is not None and m.stats.freezes > 0 for m in monitors)
 
     replayed = runs[0][:: SCHEDULES // REPLAYED][:REPLAYED]
@@ -94,7 +94,7 @@ def _can_freeze(database: PostgresDatabase) -> bool:
 
 
 def test_the_scenarios_see_the_database_they_were_given(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     """Guards the test above: the handlers really run against this session's database."""
     recorder = Recorder()
@@ -102,11 +102,11 @@ def test_the_scenarios_see_the_database_they_were_given(
     async def handlers_and_name(db: Database) -> None:
         async with db.engine.connect() as connection:
             name = (await connection.exec_driver_sql("SELECT current_database()")).scalar_one()
-        assert name == postgres_database.name
+        assert name == interlace_postgres_database.name
 
     target = scenario(
         "determinism:database",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [handlers_and_name(db)],
     )

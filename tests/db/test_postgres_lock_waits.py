@@ -63,12 +63,12 @@ def _labels(trace: interlace.Trace, task: str) -> list[str]:
 
 
 def test_read_committed_second_update_of_an_optimistic_pair_matches_no_row(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
     target = scenario(
         "anomaly:read-committed",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [optimistic(db.engine), optimistic(db.engine)],
     )
@@ -79,7 +79,7 @@ def test_read_committed_second_update_of_an_optimistic_pair_matches_no_row(
 
 
 def test_repeatable_read_concurrent_update_fails_with_40001_in_the_second_writer(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
     errors: list[str] = []
@@ -93,7 +93,7 @@ def test_repeatable_read_concurrent_update_fails_with_40001_in_the_second_writer
 
     target = scenario(
         "anomaly:repeatable-read",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [optimistic_repeatable(db), optimistic_repeatable(db)],
     )
@@ -107,12 +107,12 @@ def test_repeatable_read_concurrent_update_fails_with_40001_in_the_second_writer
 
 
 def test_serializable_write_skew_fails_with_40001_at_commit(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
     target = scenario(
         "anomaly:write-skew",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [go_off_call(db.engine, "alice"), go_off_call(db.engine, "bob")],
     )
@@ -127,12 +127,12 @@ def test_serializable_write_skew_fails_with_40001_at_commit(
 
 
 def test_opposite_order_row_locks_deadlock_with_the_same_victim_every_run(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
     target = scenario(
         "anomaly:deadlock",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [transfer(db.engine, 1, 2), transfer(db.engine, 2, 1)],
     )
@@ -148,7 +148,7 @@ def test_opposite_order_row_locks_deadlock_with_the_same_victim_every_run(
 
 
 def test_deadlocks_found_by_exploration_replay_with_the_same_victim(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
 
@@ -158,7 +158,7 @@ def test_deadlocks_found_by_exploration_replay_with_the_same_victim(
 
     target = scenario(
         "anomaly:deadlock-explored",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [transfer(db.engine, 1, 2), transfer(db.engine, 2, 1)],
         check=check,
@@ -176,7 +176,7 @@ def test_deadlocks_found_by_exploration_replay_with_the_same_victim(
 
 @pytest.mark.parametrize("strategy", ["random", "pct"])
 def test_select_for_update_waits_pass_three_hundred_schedules_without_false_alarm(
-    strategy: str, postgres_database: PostgresDatabase
+    strategy: str, interlace_postgres_database: PostgresDatabase
 ) -> None:
     recorder = Recorder()
 
@@ -185,7 +185,7 @@ def test_select_for_update_waits_pass_three_hundred_schedules_without_false_alar
 
     target = scenario(
         "locks:for-update",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [for_update(db.engine, amount) for amount in (10, 20, 30)],
         check=no_lost_update,
@@ -198,7 +198,7 @@ def test_select_for_update_waits_pass_three_hundred_schedules_without_false_alar
 
 
 def test_the_same_handlers_without_for_update_lose_an_update(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
 
@@ -207,7 +207,7 @@ def test_the_same_handlers_without_for_update_lose_an_update(
 
     target = scenario(
         "locks:read-then-write",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [read_then_write(db.engine, amount) for amount in (10, 20, 30)],
         check=no_lost_update,
@@ -224,7 +224,7 @@ def test_the_same_handlers_without_for_update_lose_an_update(
 
 
 def test_a_deadlock_through_a_database_lock_names_the_holder_in_the_report(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
 
@@ -243,7 +243,7 @@ def test_a_deadlock_through_a_database_lock_names_the_holder_in_the_report(
         return [hold_row_then_wait(db, event), update_row_then_signal(db, event)]
 
     target = scenario(
-        "report:mixed-deadlock", postgres_database.sqlalchemy_url(), recorder, handlers
+        "report:mixed-deadlock", interlace_postgres_database.sqlalchemy_url(), recorder, handlers
     )
     report = interlace.explore(
         target, strategy=Scripted(["main", "T1", "T1", "T2", "T2"]), schedules=1
@@ -258,15 +258,15 @@ def test_a_deadlock_through_a_database_lock_names_the_holder_in_the_report(
 
 
 def test_a_lock_held_outside_the_simulation_is_reported_as_stuck_with_its_backend(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
-    url = postgres_database.sqlalchemy_url()
+    url = interlace_postgres_database.sqlalchemy_url()
     outsider: list[asyncpg.Connection] = []
 
     @contextlib.asynccontextmanager
     async def database() -> AsyncIterator[Database]:
         engine = create_async_engine(url, pool_size=3)
-        connection = await asyncpg.connect(postgres_database.url)
+        connection = await asyncpg.connect(interlace_postgres_database.url)
         outsider.append(connection)
         try:
             await interlace.warm_pool(engine, 2)
@@ -302,7 +302,7 @@ def test_a_lock_held_outside_the_simulation_is_reported_as_stuck_with_its_backen
 
 
 def test_frozen_backends_are_resumed_when_the_schedule_fails(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
 
@@ -314,7 +314,7 @@ def test_frozen_backends_are_resumed_when_the_schedule_fails(
 
     target = scenario(
         "freeze:failure",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [lock_then_fail(db), for_update(db.engine, 5)],
     )
@@ -325,12 +325,12 @@ def test_frozen_backends_are_resumed_when_the_schedule_fails(
     assert report.passed  # the handler errors are gathered as outcomes
     assert recorder.outcomes[0][0] == (("ValueError", None), None)
     assert recorder.monitors[0].stats.detections
-    _assert_froze_if_possible(postgres_database, recorder)
+    _assert_froze_if_possible(interlace_postgres_database, recorder)
     _assert_nothing_stopped()
 
 
 def test_frozen_backends_are_resumed_on_keyboard_interrupt(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
 
@@ -343,7 +343,7 @@ def test_frozen_backends_are_resumed_on_keyboard_interrupt(
 
     target = scenario(
         "freeze:interrupt",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [lock_then_interrupt(db), for_update(db.engine, 5)],
     )
@@ -352,7 +352,7 @@ def test_frozen_backends_are_resumed_on_keyboard_interrupt(
             target, strategy=Scripted(["main", "T1", "T1", "T2", "T2", "T1"]), schedules=1
         )
     assert recorder.monitors[0].stats.detections
-    _assert_froze_if_possible(postgres_database, recorder)
+    _assert_froze_if_possible(interlace_postgres_database, recorder)
     _assert_nothing_stopped()
 
 
@@ -369,12 +369,12 @@ def _assert_nothing_stopped() -> None:
 
 
 def test_without_freezing_the_monitor_says_determinism_is_best_effort(
-    postgres_database: PostgresDatabase,
+    interlace_postgres_database: PostgresDatabase,
 ) -> None:
     recorder = Recorder()
     target = scenario(
         "freeze:off",
-        postgres_database.sqlalchemy_url(),
+        interlace_postgres_database.sqlalchemy_url(),
         recorder,
         lambda db: [for_update(db.engine, amount) for amount in (10, 20, 30)],
         freeze=False,
@@ -389,12 +389,14 @@ def test_without_freezing_the_monitor_says_determinism_is_best_effort(
     assert lock_monitor.stats.detections and lock_monitor.stats.freezes == 0
 
 
-def test_freezing_works_on_a_server_of_this_host(postgres_database: PostgresDatabase) -> None:
-    if not (postgres_database.server.local and os.geteuid() == 0):
+def test_freezing_works_on_a_server_of_this_host(
+    interlace_postgres_database: PostgresDatabase,
+) -> None:
+    if not (interlace_postgres_database.server.local and os.geteuid() == 0):
         pytest.skip("freezing needs the server on this host and the right to signal it")
 
     async def start() -> postgres.LockMonitor:
-        async with postgres.monitor(postgres_database.url, freeze=True) as lock_monitor:
+        async with postgres.monitor(interlace_postgres_database.url, freeze=True) as lock_monitor:
             return lock_monitor
 
     lock_monitor = asyncio.Runner(loop_factory=interlace.ControlledLoop).run(start())
@@ -428,11 +430,11 @@ def test_the_monitor_needs_the_controlled_loop_and_an_asyncpg_engine() -> None:
         asyncio.Runner(loop_factory=interlace.ControlledLoop).run(on_sqlite())
 
 
-def test_one_monitor_per_loop(postgres_database: PostgresDatabase) -> None:
+def test_one_monitor_per_loop(interlace_postgres_database: PostgresDatabase) -> None:
     async def two() -> None:
         async with (
-            postgres.monitor(postgres_database.url),
-            postgres.monitor(postgres_database.url),
+            postgres.monitor(interlace_postgres_database.url),
+            postgres.monitor(interlace_postgres_database.url),
         ):
             pass
 

@@ -285,25 +285,23 @@ def test_a_prefix_that_needs_quoting_is_refused() -> None:
         asyncio.run(create_database(FAKE_SERVER, prefix='x"; drop'))
 
 
-# --- the session fixtures (top-level conftest.py) ------------------------------------------
+# --- the session fixtures (interlace's pytest plugin; header: top-level conftest.py) ----
 
 
 def _run_tests_using(pytester: pytest.Pytester, test_source: str) -> pytest.RunResult:
     pytester.makeconftest(ROOT_CONFTEST.read_text())
     pytester.makepyfile(test_source)
-    # Only the conftest is under test. Left out: the installed interlace plugin,
-    # pytest-asyncio (it warns about its unset loop scope in this bare directory) and
-    # hypothesis' plugin (importing it costs 0.7 s per run).
-    return pytester.runpytest(
-        "-p", "no:interlace", "-p", "no:asyncio", "-p", "no:hypothesispytest", "-rs"
-    )
+    # Under test: the installed interlace plugin (fixtures, summary line) and the
+    # conftest (header). Left out: pytest-asyncio (it warns about its unset loop scope in
+    # this bare directory) and hypothesis' plugin (importing it costs 0.7 s per run).
+    return pytester.runpytest("-p", "no:asyncio", "-p", "no:hypothesispytest", "-rs")
 
 
 def test_fixture_skips_with_the_reason(
     pytester: pytest.Pytester, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv(SOURCE_ENV, "url")
-    result = _run_tests_using(pytester, "def test_it(postgres_server):\n    pass\n")
+    result = _run_tests_using(pytester, "def test_it(interlace_postgres):\n    pass\n")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
         [
@@ -319,7 +317,7 @@ def test_fixture_fails_with_the_reason_when_postgres_is_required(
 ) -> None:
     clean_env.setenv(SOURCE_ENV, "url")
     clean_env.setenv(REQUIRE_ENV, "1")
-    result = _run_tests_using(pytester, "def test_it(postgres_server):\n    pass\n")
+    result = _run_tests_using(pytester, "def test_it(interlace_postgres):\n    pass\n")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*{REQUIRE_ENV} is set and no PostgreSQL server available*"])
 
@@ -342,9 +340,9 @@ async def settings(url):
     finally:
         await connection.close()
 
-def test_it(postgres_database):
-    open({str(name_file)!r}, "w").write(postgres_database.name)
-    assert asyncio.run(settings(postgres_database.url)) == "20ms"
+def test_it(interlace_postgres_database):
+    open({str(name_file)!r}, "w").write(interlace_postgres_database.name)
+    assert asyncio.run(settings(interlace_postgres_database.url)) == "20ms"
 """,
     )
     result.assert_outcomes(passed=1)

@@ -2,7 +2,7 @@
 
 Database-backed tests take the `engine` (or `session_factory`) fixture and run
 once per database: `[sqlite]` on a file in `tmp_path`, `[postgres]` in the
-throwaway database the top-level `postgres_database` fixture creates for this
+throwaway database the top-level `interlace_postgres_database` fixture creates for this
 test session on a server of the provider chain (`interlace.db.provider`):
 skipped with the reason when there is none, failed under
 INTERLACE_REQUIRE_POSTGRES=1.
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="session")
-def postgres_database_url(postgres_database: PostgresDatabase) -> str:
+def postgres_database_url(interlace_postgres_database: PostgresDatabase) -> str:
     """A `postgresql+asyncpg://` URL of the session's fresh database."""
-    return postgres_database.sqlalchemy_url()
+    return interlace_postgres_database.sqlalchemy_url()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -141,9 +141,9 @@ async def test_on_postgres(database):
 
 @pytest.mark.postgres
 def test_a_postgres_simulation_gets_a_database_from_the_provider_chain(
-    pytester: pytest.Pytester, postgres_server: object
+    pytester: pytest.Pytester, interlace_postgres: object
 ) -> None:
-    # postgres_server: skip (or fail) here, with the reason, when there is no server at all
+    # interlace_postgres: skip (or fail) here, with the reason, when there is no server at all
     pytester.makepyfile(test_pg=ON_POSTGRES)
     result = pytester.runpytest(*QUIET, "-v", "--interlace-schedules", "2")
     result.assert_outcomes(passed=1)

@@ -12,6 +12,7 @@ import pytest
 import interlace
 from interlace import Deadlock
 from interlace.examples import (
+    checked_lost_update,
     four_inside,
     lock_order_deadlock,
     lost_update,
@@ -22,6 +23,12 @@ from interlace.examples import (
 # bug -> (strategy -> budget), and the fewest preemptions that can trigger it
 KNOWN_BUGS = {
     "lost_update": (lost_update, {"random": 50, "pct": 100, "dfs": 20, "portfolio": 50}, 1),
+    # plain asyncio never interleaves it (bench/time_to_bug.py: stress never fails)
+    "checked_lost_update": (
+        checked_lost_update,
+        {"random": 50, "pct": 100, "dfs": 20, "portfolio": 50},
+        1,
+    ),
     "sqlite_lost_update": (
         sqlite_lost_update,
         {"random": 50, "pct": 100, "dfs": 100, "portfolio": 50},
@@ -62,7 +69,14 @@ def test_strategy_finds_known_bug_within_budget(bug: str, strategy: str, budget:
 
 
 @pytest.mark.parametrize(
-    "bug", ["lost_update", "sqlite_lost_update", "raw_sqlite_lost_update", "lock_order_deadlock"]
+    "bug",
+    [
+        "lost_update",
+        "checked_lost_update",
+        "sqlite_lost_update",
+        "raw_sqlite_lost_update",
+        "lock_order_deadlock",
+    ],
 )
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_shrinking_reaches_one_preemption(bug: str, seed: int) -> None:
@@ -99,3 +113,27 @@ def test_narrow_bug_shrinks_to_its_three_preemptions(seed: int) -> None:
 def test_narrow_bug_is_found_by_dfs_with_bound_three() -> None:
     report = interlace.explore(four_inside, strategy="dfs3", schedules=20_000, seed=0, shrink=False)
     assert report.failure is not None, report.summary()
+
+
+def test_shrinking_searches_fewer_preemptions_when_its_edits_are_stuck() -> None:
+    # Seed 2 finds the checked lost update starting the checking request first and
+    # preempting twice; dropping either preemption passes. The one-preemption schedule
+    # starts the other request first: only the search below 2 preemptions finds it.
+    report = interlace.explore(checked_lost_update, strategy="random", schedules=200, seed=2)
+    assert report.failure is not None
+    assert report.failure.found_size == (2, 7)
+    assert report.failure.trace.preemptions == 1
+    assert report.failure.minimal
+    assert report.failure.shrink_note().endswith(
+        "minimal: every schedule with fewer than 1 preemptions was run and none fails this way"
+    )
+
+
+def test_minimal_is_claimed_only_after_the_whole_search() -> None:
+    # four_inside needs 3 preemptions; below that are more schedules than the
+    # shrinking budget runs, so the report must not call the result minimal
+    report = interlace.explore(four_inside, strategy="random", schedules=200, seed=2)
+    assert report.failure is not None
+    assert report.failure.trace.preemptions == 3
+    assert not report.failure.minimal
+    assert "minimal" not in report.failure.shrink_note()

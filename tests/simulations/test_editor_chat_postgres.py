@@ -40,8 +40,8 @@ def _name(simulation: Simulation) -> str:
 
 
 @pytest.fixture(scope="module")
-def supply(postgres_server: PostgresServer) -> PostgresSupply:
-    return PostgresSupply(postgres_server)
+def supply(interlace_postgres: PostgresServer) -> PostgresSupply:
+    return PostgresSupply(interlace_postgres)
 
 
 @pytest.mark.parametrize("simulation", FIXED, ids=_name)
