@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -176,6 +179,38 @@ def test_embedded_server_starts_serves_postgres_18_and_stops(
     assert _process_gone(postmaster)
     assert not Path(data_directory).exists()
     print(f"embedded server started in {startup_seconds:.2f} s")
+
+
+SERVE_UNTIL_KILLED = """
+import sys, time
+from interlace.db.provider import start_server
+with start_server() as server:
+    print(server.admin_url, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_sigterm_stops_the_embedded_server_and_deletes_its_directory(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    # A cancelled CI job sends SIGTERM: the server must not outlive the process.
+    clean_env.setenv(SOURCE_ENV, "embedded")
+    owner = subprocess.Popen(
+        [sys.executable, "-c", SERVE_UNTIL_KILLED], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        admin_url = owner.stdout.readline()
+        socket_directory = Path(admin_url.split("host=")[1].split("&")[0].strip())
+        postmaster_pid_file = socket_directory / "postmaster.pid"
+        postmaster = int(postmaster_pid_file.read_text().splitlines()[0])
+        owner.send_signal(signal.SIGTERM)
+        owner.wait(timeout=30)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert _process_gone(postmaster)
+    assert not socket_directory.exists()
 
 
 async def _inspect(sqlalchemy_url: str) -> tuple[str, str]:

@@ -444,6 +444,10 @@ class Director:
         context: Context | None,
     ) -> asyncio.Handle:
         self._release(task, callback, args, context)
+        # Wake a director that waits for a change now, not when the step has run: its
+        # wake-up is queued behind the step, so it looks right after the step, in the
+        # same turn of the loop, instead of one turn later (a turn per driver round-trip).
+        self._poke()
         return asyncio.Handle(callback, args, self.loop, context)
 
     def _release(
@@ -511,7 +515,11 @@ class Director:
         self.index[task] = len(self.tasks)
         self.tasks.append(task)
         self.names[task] = name
-        task.add_done_callback(self._on_done)
+        # A closure, not the bound method: wait classification scans every live task's
+        # done-callbacks for the future a waiter awaits, and a bound method's owner (this
+        # director, with its many attributes) would be searched attribute by attribute.
+        poke = self._poke
+        task.add_done_callback(lambda _task: poke())
 
     def _child_name(self) -> str:
         parent = asyncio.current_task(self.loop)
@@ -525,9 +533,6 @@ class Director:
         seen = self._used_names.get(name, 0) + 1
         self._used_names[name] = seen
         return name if seen == 1 else f"{name}#{seen}"
-
-    def _on_done(self, _task: asyncio.Task[Any]) -> None:
-        self._poke()
 
     def _wake(self, reason: str, timers: list[asyncio.TimerHandle]) -> None:
         self._waking = reason

