@@ -16,8 +16,9 @@ order:
    (preemption-bounded DFS, deepening from 0): the edits keep the schedule's
    free choices, and the smallest failing schedule may make another one early
    on (start the other request first). Its first failing schedule has the
-   fewest preemptions; the edits then resume from it. When that search runs
-   to the end without a find, the schedule is *minimal*: no schedule with
+   fewest preemptions; the edits then resume from it. The search takes at
+   most ``SEARCH_RUNS`` runs. When it runs to the end without a find, the
+   schedule is *minimal*: no schedule with
    fewer preemptions fails this way, and the report says so.
 
 "The same way" is the failure's signature: the exception type and its
@@ -37,6 +38,10 @@ from interlace.strategies.dfs import DFSStrategy
 from interlace.strategies.guided import GuidedStrategy
 
 _NUMBER = re.compile(r"\d+")
+# Runs the search for fewer preemptions may take, of the whole budget: when the edits
+# have done their work, a small space is covered (and the result proven minimal) well
+# within it; a large one (many free choices where tasks block) is left unproven.
+SEARCH_RUNS = 60
 
 #: runs one schedule with the given strategy; returns its trace and failure (None: passed)
 RunSchedule = Callable[[Strategy], Awaitable[tuple[Trace, BaseException | None]]]
@@ -95,7 +100,8 @@ async def shrink(
     async def search_fewer_preemptions() -> bool | None:
         """True: found a smaller one; False: none exists; None: out of runs first."""
         search = DFSStrategy(max_preemptions=best.preemptions - 1)
-        while runs < max_runs:
+        stop_at = min(max_runs, runs + SEARCH_RUNS)
+        while runs < stop_at:
             if not search.begin(0):
                 return False
             if await attempt(search) and best.preemptions <= search.max_preemptions:
