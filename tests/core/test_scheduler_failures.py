@@ -119,6 +119,42 @@ def test_tasks_left_behind_are_cancelled_like_asyncio_run_does() -> None:
     assert ("T1", "cancelled in leaves_a_task_behind.<locals>.forever") in last
 
 
+CLEANED_UP: list[bool] = []
+
+
+@interlace.scenario
+async def leaves_shielded_cleanup_behind() -> None:
+    async def clean_up() -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        CLEANED_UP.append(True)
+
+    async def request() -> None:
+        # the way SQLAlchemy closes a connection: the close must not be interrupted
+        await asyncio.shield(asyncio.get_running_loop().create_task(clean_up()))
+
+    asyncio.get_running_loop().create_task(request())
+    await asyncio.sleep(0)
+
+
+def test_shielded_work_left_behind_runs_to_its_end() -> None:
+    # Resources outlive a schedule: cancelling a shielded close would leak a pooled
+    # connection into the next schedule. The unshielded request is cancelled as before.
+    CLEANED_UP.clear()
+    records: list[interlace.ScheduleRecord] = []
+    report = interlace.explore(
+        leaves_shielded_cleanup_behind, schedules=30, on_schedule=records.append
+    )
+    assert report.failure is None, report.failure.describe()
+    started_cleanup = [
+        r
+        for r in records
+        if any(d.label.startswith("start ") and "clean_up" in d.label for d in r.trace.decisions)
+    ]
+    assert started_cleanup, "no schedule got as far as starting the cleanup"
+    assert len(CLEANED_UP) == len(started_cleanup)
+
+
 def test_scheduler_failures_replay_from_their_token() -> None:
     report = interlace.explore(forgotten_event, schedules=5)
     assert report.failure is not None

@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 ROOT_NAME = "main"
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 _DRAIN_ROUNDS = 10_000
+# the done-callback asyncio.shield adds to the task it protects (3.11 to 3.13)
+_SHIELD_CALLBACK = "shield.<locals>._inner_done_callback"
 # Real-time polling of the outside-wait explainer while tasks wait on outside I/O.
 # Most statements answer within a quarter millisecond, and a lock wait is visible to
 # the server by then: ask every 0.25 ms for the first 2 ms, then every 2 ms.
@@ -250,7 +252,7 @@ class Director:
                 if root.done() and not cancelled_leftovers:
                     # like asyncio.run: tasks the scenario left behind are cancelled
                     cancelled_leftovers = True
-                    self._cancel(live)
+                    self._cancel_leftovers(live)
                     continue
                 if self.explainer is not None and await self.explainer.break_cycle():
                     continue  # one task of a database lock cycle runs the server's check
@@ -259,7 +261,7 @@ class Director:
                 return Deadlock(self._deadlock_message(live))
             if root.done() and not cancelled_leftovers:
                 cancelled_leftovers = True
-                self._cancel([t for t in self.tasks if not t.done()])
+                self._cancel_leftovers([t for t in self.tasks if not t.done()])
                 continue
             if len(self.decisions) >= self.limits.max_steps:
                 return StepBoundExceeded(self._step_bound_message(runnable))
@@ -542,6 +544,18 @@ class Director:
         finally:
             self._waking = None
 
+    def _cancel_leftovers(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Cancel the tasks the scenario left behind, except shielded ones.
+
+        Unlike asyncio.run, whose process ends, resources outlive the schedule: the
+        next schedule uses the same pool. A task under ``asyncio.shield`` is work its
+        awaiter protected from cancellation, typically SQLAlchemy closing a connection
+        (``AsyncConnection.close``); cancelling it would leak the connection into the
+        next schedule, whose outcome would then depend on the one before. It runs to
+        its end, under the scheduler's decisions, as in a server that keeps running.
+        """
+        self._cancel([task for task in tasks if not _shielded(task)])
+
     def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
         self._waking = "cancelled"
         try:
@@ -560,7 +574,8 @@ class Director:
         for task in [t for t in self.tasks if t in self.parked]:
             parked = self.parked.pop(task)
             self._release(task, parked.callback, parked.args, parked.context)
-        live = [t for t in self.tasks if not t.done()]
+        # shielded work (a connection being closed) runs through, as above
+        live = [t for t in self.tasks if not t.done() and not _shielded(t)]
         for task in live:
             task.cancel()
         deadline = time.monotonic() + self.limits.stuck_after
@@ -659,6 +674,15 @@ def _result_of(root: asyncio.Task[Any], director: Director) -> tuple[object, Bas
 def _never_retrieved(task: asyncio.Task[Any]) -> bool:
     # asyncio logs "exception was never retrieved" for these; here they are failures
     return bool(getattr(task, "_log_traceback", False))
+
+
+def _shielded(task: asyncio.Task[Any]) -> bool:
+    """Does ``asyncio.shield`` protect this task (its done-callbacks hold shield's)?"""
+    callbacks = getattr(task, "_callbacks", None) or ()
+    return any(
+        getattr(callback, "__qualname__", "") == _SHIELD_CALLBACK
+        for callback, _context in callbacks
+    )
 
 
 def _coroutine_name(task: asyncio.Task[Any]) -> str:
