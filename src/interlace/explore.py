@@ -195,6 +195,7 @@ async def explore_async(
     chosen = _strategy(strategy)
     loop = _controlled_loop()
     _install_instrumentation()
+    bounds = limits or Limits()
     seeds = random.Random(seed)
     interleavings: set[tuple[tuple[str, str], ...]] = set()
     failure: Failure | None = None
@@ -204,9 +205,8 @@ async def explore_async(
     async with target.resources() as value:
 
         async def run_once(strategy: Strategy) -> tuple[Trace, BaseException | None]:
-            if target.reset is not None:
-                await target.reset(value)
-            outcome = await Director(loop, strategy, limits or Limits()).run(target.bind(value))
+            await target.reset_within(value, bounds.stuck_after)
+            outcome = await Director(loop, strategy, bounds).run(target.bind(value))
             if isinstance(outcome.error, TokenError):
                 raise outcome.error
             return outcome.trace, outcome.error
@@ -329,10 +329,10 @@ async def replay_async(
     _install_instrumentation()
     strategy = ReplayStrategy(decoded)
     strategy.begin(decoded.seed)
+    bounds = limits or Limits()
     async with target.resources() as value:
-        if target.reset is not None:
-            await target.reset(value)
-        outcome = await Director(loop, strategy, limits or Limits()).run(target.bind(value))
+        await target.reset_within(value, bounds.stuck_after)
+        outcome = await Director(loop, strategy, bounds).run(target.bind(value))
     if isinstance(outcome.error, TokenError):
         raise outcome.error
     if outcome.error is None:

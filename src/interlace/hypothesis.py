@@ -94,7 +94,7 @@ from interlace._core.trace import Token, Trace
 from interlace.db import sqlalchemy as sqlalchemy_points
 from interlace.explore import Failure
 from interlace.report.table import interleaving_table
-from interlace.scenario import Reset, ResourceFactory, Scenario, qualified_name
+from interlace.scenario import Reset, ResourceFactory, Scenario, qualified_name, reset_within
 from interlace.strategies.guided import non_preemptive
 
 if TYPE_CHECKING:
@@ -277,7 +277,8 @@ class Session:
     async def run_async(self, root: Root, schedule: Schedule, *args: Any) -> Trace:
         """``run`` from an async test body on this session's loop (see ``on_loop``)."""
         if self._reset is not None:
-            await self._reset(self.resource)
+            within = self._limits.stuck_after
+            await reset_within(self._reset, self.resource, within, "the session's resource")
         bound = (self.resource, *args) if self._has_resource else args
         return await run_schedule(root, schedule, *bound, limits=self._limits)
 

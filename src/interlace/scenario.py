@@ -24,11 +24,15 @@ once, outside any schedule, and reset between schedules::
         assert await balance(engine) >= 0
 
 ``resource`` and ``reset`` run on the controlled loop but outside the
-schedule: they make no decisions and their statements are not traced.
+schedule: they make no decisions and their statements are not traced. A reset
+is bounded in wall time (the schedule's ``stuck_after``): one that waits for a
+lock still held since the last schedule fails with that said, instead of
+hanging the exploration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,7 +40,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, overload
 
-from interlace._core.errors import UsageError
+from interlace._core.errors import StuckOutsideIO, UsageError
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
 Reset = Callable[[Any], Awaitable[None]]
@@ -57,6 +61,11 @@ class Scenario:
             return _no_resource()
         return self.resource()
 
+    async def reset_within(self, value: Any, seconds: float) -> None:
+        """Run ``reset(value)`` before a schedule; ``StuckOutsideIO`` after ``seconds``."""
+        if self.reset is not None:
+            await reset_within(self.reset, value, seconds, self.name)
+
     def bind(self, value: Any) -> Callable[[], Awaitable[object]]:
         """The root of one schedule: ``body()`` or ``body(value)``."""
         if self.resource is None:
@@ -66,6 +75,18 @@ class Scenario:
     async def __call__(self, *args: Any) -> object:
         """Call the body directly, outside any simulation (e.g. as a plain test)."""
         return await self.body(*args)
+
+
+async def reset_within(reset: Reset, value: Any, seconds: float, name: str) -> None:
+    """Run ``reset(value)`` between schedules, giving up after ``seconds`` of wall time."""
+    try:
+        await asyncio.wait_for(reset(value), seconds)
+    except TimeoutError:
+        raise StuckOutsideIO(
+            f"the reset of {name} did not finish within {seconds:g} s; it runs between "
+            "schedules, outside the scheduler: does something left from the previous "
+            "schedule (a transaction, a connection, a task) still hold what it waits for?"
+        ) from None
 
 
 @contextlib.asynccontextmanager

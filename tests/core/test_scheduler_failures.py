@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -161,3 +163,26 @@ def test_scheduler_failures_replay_from_their_token() -> None:
     with pytest.raises(Deadlock) as replayed:
         interlace.replay(forgotten_event, report.failure.token)
     assert str(replayed.value) == str(report.failure.exception)
+
+
+@asynccontextmanager
+async def a_resource() -> AsyncIterator[asyncio.Event]:
+    yield asyncio.Event()
+
+
+async def reset_that_never_ends(never_set: asyncio.Event) -> None:
+    await never_set.wait()  # e.g. a lock held since the previous schedule
+
+
+@interlace.scenario(resource=a_resource, reset=reset_that_never_ends)
+async def stuck_reset(_event: asyncio.Event) -> None:
+    await asyncio.sleep(0)
+
+
+def test_a_reset_that_does_not_finish_fails_with_that_said() -> None:
+    with pytest.raises(StuckOutsideIO) as raised:
+        interlace.explore(stuck_reset, schedules=3, stuck_after=0.2)
+    assert str(raised.value).startswith(
+        f"the reset of {stuck_reset.name} did not finish within 0.2 s; it runs between "
+        "schedules, outside the scheduler"
+    )
