@@ -253,7 +253,13 @@ def test_a_deadlock_through_a_database_lock_names_the_holder_in_the_report(
     message = str(report.failure.exception)
     assert "a database lock another task holds" in message
     assert "T1 waits in Event.wait at" in message
-    assert re.search(r"T2 waits for PostgreSQL: a row lock( on \w+)? held by T1 at", message)
+    # What this checks is the holder. The lock's kind comes from pg_locks, a snapshot
+    # of its own beside pg_blocking_pids', which may not show the ungranted lock yet:
+    # the text is then "a lock". (This line failed once in CI under load with a text
+    # that was not kept; the message is printed if it fails again.)
+    assert re.search(
+        r"T2 waits for PostgreSQL: (a row lock( on \w+)?|a lock) held by T1 at", message
+    ), message
     _assert_nothing_stopped()
 
 
