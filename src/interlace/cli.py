@@ -204,6 +204,7 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
             runs.append(_run_one(simulation, supply, budget, corpus, out))
     print("", file=out)
     print(summary_table(runs), file=out)
+    _warn_best_effort(runs, out)
     _explain(runs, out)
     if not arguments.no_save:
         _save_tokens(runs, corpus, budget, database, out)
@@ -307,6 +308,15 @@ def _explain(runs: list[SimulationRun], out: TextIO) -> None:
         for run in failed:
             print(explain(run), file=out)
             print("", file=out)
+
+
+def _warn_best_effort(runs: list[SimulationRun], out: TextIO) -> None:
+    """Say once when tokens of this run may not replay exactly (lock waits not frozen)."""
+    reasons = sorted(
+        {run.report.best_effort for run in runs if run.report and run.report.best_effort}
+    )
+    for reason in reasons:
+        print(f"\nnote: determinism is best effort: {reason}", file=out)
 
 
 def _save_tokens(

@@ -19,6 +19,7 @@ from interlace._core.director import Director, Limits
 from interlace._core.errors import Nondeterminism, SchedulerFailure, TokenError, UsageError
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Token, Trace
+from interlace._core.waits import outside_waits_of
 from interlace.db import sqlalchemy as sqlalchemy_points
 from interlace.report.table import interleaving_table
 from interlace.scenario import Scenario, as_scenario
@@ -109,6 +110,9 @@ class ExploreReport:
     #: what the strategy can say it covered (DFS: "exhausted: N schedules within ..."), or ""
     coverage: str = ""
     determinism_checked: bool = False
+    #: why this run's schedules may not replay exactly (lock waits that could not be
+    #: frozen, ``interlace.db.postgres``); None when a schedule is its choices alone
+    best_effort: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -129,7 +133,11 @@ class ExploreReport:
             f"{self.scenario}: {verdict} after {self.schedules_run} schedules "
             f"({self.distinct_interleavings} distinct interleavings, {', '.join(notes)})"
         )
-        return f"{summary}; {self.coverage}" if self.coverage else summary
+        if self.coverage:
+            summary += f"; {self.coverage}"
+        if self.best_effort:
+            summary += f"; determinism is best effort: {self.best_effort}"
+        return summary
 
 
 def explore(
@@ -203,6 +211,9 @@ async def explore_async(
     run = 0
     started = time.monotonic()
     async with target.resources() as value:
+        # the resource may have attached an explainer (a PostgreSQL lock monitor)
+        explainer = outside_waits_of(loop)
+        best_effort = explainer.best_effort if explainer is not None else None
 
         async def run_once(strategy: Strategy) -> tuple[Trace, BaseException | None]:
             await target.reset_within(value, bounds.stuck_after)
@@ -246,6 +257,7 @@ async def explore_async(
         elapsed=time.monotonic() - started,
         coverage=describe() if callable(describe) else "",
         determinism_checked=check_determinism,
+        best_effort=best_effort,
     )
 
 

@@ -24,7 +24,8 @@ from interlace._core.waits import Wait, attach_outside_waits, detach_outside_wai
 class ThreadLockExplainer:
     """Proves tasks blocked on ``lock`` while its holder is settled."""
 
-    def __init__(self) -> None:
+    def __init__(self, best_effort: str | None = None) -> None:
+        self._best_effort = best_effort
         self.lock = threading.Lock()
         self.holder: asyncio.Task[Any] | None = None
         self.waiting: set[asyncio.Task[Any]] = set()
@@ -34,7 +35,7 @@ class ThreadLockExplainer:
 
     @property
     def best_effort(self) -> str | None:
-        return None
+        return self._best_effort
 
     def begin(
         self,
@@ -145,6 +146,23 @@ def test_a_proven_wait_lets_the_holder_run_and_release() -> None:
     assert report.passed, report.failure.describe() if report.failure else ""
     assert "examine" in explainer.calls
     assert explainer.calls.count("begin") == explainer.calls.count("end") == 30
+
+
+def test_the_report_says_when_determinism_is_best_effort() -> None:
+    async def two_tasks() -> None:
+        await asyncio.gather(_hold(explainer, None), _wait_for_lock(explainer, None))
+
+    explainer = ThreadLockExplainer()
+    exact = _explore(explainer, two_tasks, schedules=3, seed=1)
+    assert exact.best_effort is None
+    assert "best effort" not in exact.summary()
+
+    explainer = ThreadLockExplainer(best_effort="lock waits cannot be frozen here")
+    report = _explore(explainer, two_tasks, schedules=3, seed=1)
+    assert report.best_effort == "lock waits cannot be frozen here"
+    assert report.summary().endswith(
+        "; determinism is best effort: lock waits cannot be frozen here"
+    )
 
 
 def test_without_an_explainer_the_same_wait_is_stuck() -> None:

@@ -56,6 +56,7 @@ def _simulation(run: SimulationRun) -> dict[str, Any]:
         "message": run.message,
         "schedules": None if report is None else report.schedules_run,
         "interleavings": None if report is None else report.distinct_interleavings,
+        "determinism_best_effort": None if report is None else report.best_effort,
         "elapsed": round(run.elapsed, 3),
         "sometimes": dict(run.sometimes),
         "regressions": [_regression(r) for r in run.regressions],
