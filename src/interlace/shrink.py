@@ -18,8 +18,8 @@ order:
    on (start the other request first). Its first failing schedule has the
    fewest preemptions; the edits then resume from it. The search takes at
    most ``SEARCH_RUNS`` runs. When it runs to the end without a find, the
-   schedule is *minimal*: no schedule with
-   fewer preemptions fails this way, and the report says so.
+   schedule is *minimal*: no schedule with fewer preemptions fails this way,
+   and the report says so.
 
 "The same way" is the failure's signature: the exception type and its
 message with numbers masked (``balance is 70`` and ``balance is 50`` are the
@@ -104,7 +104,7 @@ async def shrink(
         while runs < stop_at:
             if not search.begin(0):
                 return False
-            if await attempt(search) and best.preemptions <= search.max_preemptions:
+            if await attempt(search):  # every DFS schedule is below the bound
                 return True
         return None
 
@@ -114,11 +114,9 @@ async def shrink(
         found = await search_fewer_preemptions()
         if found is None:
             break
-        if not found:
-            minimal = True
-            break
-        await apply_edits()
-        minimal = best.preemptions == 0
+        if found:
+            await apply_edits()
+        minimal = not found or best.preemptions == 0
     return Shrunk(best, best_error, runs, minimal)
 
 

@@ -178,23 +178,23 @@ def classify(
     if waiter is None or waiter.done():
         return Wait("running", "", "")
     frames = await_frames(task)
-    where = tuple(frames)  # the location is worked out when a report asks for it
+    stack = tuple(frames)  # the location is worked out when a report asks for it
     live = [t for t in live_tasks if t is not task and not t.done()]
     if isinstance(waiter, asyncio.Task) and waiter in live:
-        return Wait("join", names(waiter), frames=where)
+        return Wait("join", names(waiter), frames=stack)
     inner = innermost_asyncio(frames)
     if inner is not None and inner[0] in _PRIMITIVE_MODULES:
-        return Wait("primitive", inner[1], frames=where)
+        return Wait("primitive", inner[1], frames=stack)
     if timer_futures(waiter) or (inner is not None and inner == ("asyncio.tasks", "sleep")):
         return Wait(
-            "timer", "sleep" if inner == ("asyncio.tasks", "sleep") else "timer", frames=where
+            "timer", "sleep" if inner == ("asyncio.tasks", "sleep") else "timer", frames=stack
         )
     joined = [t for t in live if _releases(t, waiter)]
     if joined or (inner is not None and inner in _JOIN_FRAMES and _frame_joins(frames, live)):
         what = ", ".join(names(t) for t in joined) if joined else "child tasks"
-        return Wait("join", what, frames=where)
+        return Wait("join", what, frames=stack)
     what = type(waiter).__name__ if inner is None else f"{inner[1]}"
-    return Wait("outside", what, frames=where)
+    return Wait("outside", what, frames=stack)
 
 
 def _releases(task: asyncio.Task[Any], future: asyncio.Future[Any]) -> bool:

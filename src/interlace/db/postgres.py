@@ -52,7 +52,7 @@ import inspect
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
@@ -184,12 +184,13 @@ class LockMonitor:
 
     def explain(self, task: asyncio.Task[Any], wait: Wait) -> Wait:
         block = self._frozen.get(task) or self._proven.get(task)
+        # replace(): the location stays unworked until a report asks for it
         if block is not None:
-            return Wait("dblock", block.wait_text, wait.where)
+            return replace(wait, kind="dblock", what=block.wait_text)
         seen = self._seen.get(task)
         if seen is not None:
             holders = self._describe_holders(task, seen.blockers)
-            return Wait("outside", f"PostgreSQL: {seen.lock} held by {holders}", wait.where)
+            return replace(wait, what=f"PostgreSQL: {seen.lock} held by {holders}")
         return wait
 
     async def examine(
