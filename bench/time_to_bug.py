@@ -32,7 +32,6 @@ from interlace.examples import (
     raw_sqlite_lost_update,
     sqlite_lost_update,
 )
-from interlace.invariants import Observations
 
 # bench/ for results.py, the project root for the simulations package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -70,7 +69,7 @@ def known_bugs() -> list[Bug]:
 def _editor_chat_race() -> Scenario:
     """The card's race: identical messages from two processes, pre-fix handler, SQLite."""
     simulation = identical.two_processes_pre_fix
-    return simulation.scenario(SqliteSupply(), Observations())
+    return simulation.scenario(SqliteSupply())
 
 
 def time_to_bug(bug: Bug, strategy: str, seed: int, budget: int) -> tuple[int | None, float]:

@@ -37,7 +37,9 @@ from editor_chat import (
 )
 from interlace import InvariantViolation
 from interlace.db.supply import SqliteSupply
-from interlace.runner import Budget, Verdict, run_simulation
+from interlace import Config
+from interlace.outcome import Verdict
+from interlace.runner import run_simulation
 
 SQLITE = SqliteSupply()
 
@@ -77,7 +79,7 @@ async def a_retry_that_duplicates(world: ChatWorld) -> None:
 
 
 def _violation(simulation: interlace.Simulation) -> InvariantViolation:
-    run = run_simulation(simulation, SQLITE, Budget(schedules=5))
+    run = run_simulation(simulation, SQLITE, Config(schedules=5))
     assert run.verdict is Verdict.VIOLATION, run.message
     assert run.failure is not None and isinstance(run.failure.exception, InvariantViolation)
     return run.failure.exception
