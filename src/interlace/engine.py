@@ -172,7 +172,19 @@ class ScheduleRunner:
             return ScheduleResult(Trace(()), problem.outcome, reset_error, problem=problem)
         held: list[str] = []
         schedule_root = root if root is not None else self._root(held)
-        outcome = await Director(self.loop, strategy, self.limits).run(schedule_root)
+        director = Director(self.loop, strategy, self.limits)
+        try:
+            outcome = await director.run(schedule_root)
+        except Exception as escaped:
+            # The director returns every outcome of the schedule; what escapes it is a
+            # failure of interlace itself (while unwinding the schedule, for example).
+            if self.loop.director is director:
+                self.loop.director = None  # let the resource close on a plain loop
+            token = self.token(strategy.name, seed, director.trace())
+            problem = schedule_problem(escaped, Outcome.INTERNAL_ERROR, self.scenario.name, token)
+            return ScheduleResult(
+                director.trace(), Outcome.INTERNAL_ERROR, escaped, problem=problem
+            )
         if first is None:
             first = self._first
         self._first = False
