@@ -66,7 +66,7 @@ def test_the_token_of_a_failing_scenario_replays_with_interlace_replay() -> None
         sim.run(lost_update, schedule)
     assert schedule.token is not None
     assert f"interlace token: {schedule.token}" in (failure.value.__notes__ or [])
-    with pytest.raises(AssertionError, match="lost update") as replayed:
+    with pytest.raises(AssertionError, match="lost update"):
         interlace.replay(lost_update, schedule.token)
     assert interlace.replay_report(lost_update, schedule.token).trace == schedule.trace
 

@@ -194,7 +194,7 @@ def test_a_schedule_stuck_after_others_worked_is_a_finding_never_shrunk() -> Non
 
 # ---- interlace run -----------------------------------------------------------------------
 
-SIMULATIONS = '''
+SIMULATIONS = """
 import asyncio
 import contextlib
 
@@ -233,7 +233,7 @@ async def increments(world):
 @interlace.simulation(world=world, reset=reset, invariants=({check},), databases=())
 async def {name}(world):
     await increments(world)
-'''
+"""
 
 
 def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, check: str) -> Path:

@@ -85,7 +85,7 @@ def test_shrinking_reaches_one_preemption(bug: str, seed: int) -> None:
     assert report.failure is not None
     assert report.failure.trace.preemptions == minimal, report.failure.describe()
     # the token replays the shrunk schedule, not the one first found
-    with pytest.raises((AssertionError, Deadlock)) as replayed:
+    with pytest.raises((AssertionError, Deadlock)):
         interlace.replay(scenario, report.failure.token)
     assert interlace.replay_report(scenario, report.failure.token).trace == report.failure.trace
 

@@ -9,12 +9,11 @@ from simulations.editor_chat import cancelled, different, http, identical, provi
 from simulations.editor_chat.invariants import conflict_retried, user_messages_persisted_once
 
 import interlace
-from interlace import InvariantViolation, Simulation
+from interlace import Config, InvariantViolation, Simulation
 from interlace.corpus import Corpus
 from interlace.db.provider import PostgresServer
 from interlace.db.supply import PostgresSupply
 from interlace.discovery import resolve
-from interlace import Config
 from interlace.outcome import Verdict
 from interlace.runner import run_simulation
 
@@ -97,7 +96,9 @@ def test_the_committed_regression_tokens_replay_on_postgres(supply: PostgresSupp
         failure, stale = replayed.failure, replayed.problem and replayed.problem.message
         assert stale is None, f"{regression.path.name}: {stale}"
         if target.simulation.canary:
-            assert failure is not None and target.simulation.expectation.met_by(failure), regression.path
+            assert failure is not None and target.simulation.expectation.met_by(failure), (
+                regression.path
+            )
         else:
             assert failure is None, f"{regression.path.name} fails again: {failure}"
 

@@ -8,13 +8,12 @@ import pytest
 from simulations.editor_chat import cancelled, different, http, identical, provider_error
 
 import interlace
-from interlace import InvariantViolation, Simulation
+from interlace import Config, InvariantViolation, Simulation
 from interlace._core.trace import RecordedChoice, Token
 from interlace.corpus import Corpus
 from interlace.db.supply import SqliteSupply
 from interlace.discovery import discover, resolve
 from interlace.explore import ScheduleRecord
-from interlace import Config
 from interlace.outcome import Verdict
 from interlace.runner import run_simulation
 
@@ -84,7 +83,9 @@ def test_the_committed_regression_tokens_replay_on_sqlite() -> None:
         failure, stale = replayed.failure, replayed.problem and replayed.problem.message
         assert stale is None, f"{regression.path.name}: {stale}"
         if target.simulation.canary:
-            assert failure is not None and target.simulation.expectation.met_by(failure), regression.path
+            assert failure is not None and target.simulation.expectation.met_by(failure), (
+                regression.path
+            )
         else:
             assert failure is None, f"{regression.path.name} fails again: {failure}"
 

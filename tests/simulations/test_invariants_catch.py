@@ -35,9 +35,8 @@ from editor_chat import (
     ToolSessionRepository,
     ToolSessionSnapshot,
 )
-from interlace import InvariantViolation
+from interlace import Config, InvariantViolation
 from interlace.db.supply import SqliteSupply
-from interlace import Config
 from interlace.outcome import Verdict
 from interlace.runner import run_simulation
 
