@@ -30,7 +30,7 @@ _HEADER = 30
 _STEP_COLUMN = 44
 _TIME_COLUMN = 70
 _SPAN_BAR = 6
-_CHAR = 7.0  # px per character of the 12 px monospace font
+_CHAR = 7.4  # px per character of the 12 px monospace font, with a margin
 _MIN_LANE, _MAX_LANE = 120, 300
 _MAX_LABEL = 38
 
