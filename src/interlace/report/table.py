@@ -34,7 +34,7 @@ def interleaving_table(trace: Trace, max_rows: int = 200) -> str:
     step_width = max(4, len(rows[-1][0]))
     header = " | ".join(["step".rjust(step_width), *(t.ljust(widths[t]) for t in tasks)])
     rule = "-+-".join(["-" * step_width, *("-" * widths[t] for t in tasks)])
-    lines = [header, rule]
+    lines = [header.rstrip(), rule]
     shown = _elide(rows, max_rows)
     for row in shown:
         if row is None:
