@@ -252,11 +252,8 @@ def _failure_section(number: int, run: SimulationRun, failure: Failure, info: Ru
             "shrinking passed</p>"
         )
     parts.append(
-        '<p class="legend"><span>■ yellow: SQL statement</span><span>■ green: COMMIT/ROLLBACK'
-        "</span><span>orange outline, *: preemption</span><span>bars: transactions "
-        "(green committed, orange rolled back, grey open)</span><span>purple dashes: lock "
-        "wait, waiter → holder</span><span>red: the failing step</span>"
-        + ("" if timeline.timed else "<span>virtual time: not recorded in this trace</span>")
+        '<p class="legend">'
+        + " ".join(f"<span>{escape(item)}</span>" for item in _legend(timeline))
         + "</p>"
     )
     parts.append(
@@ -280,6 +277,20 @@ def _failure_section(number: int, run: SimulationRun, failure: Failure, info: Ru
     )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _legend(timeline: Timeline) -> list[str]:
+    items = [
+        "yellow: a SQL statement",
+        "green: COMMIT or ROLLBACK",
+        "orange outline and *: a preemption",
+        "bars: transactions (green committed, orange rolled back, grey still open)",
+        "purple dashes: a lock wait, from waiter to holder",
+        "red: the failing step",
+    ]
+    if not timeline.timed:
+        items.append("virtual time: not recorded in this trace")
+    return items
 
 
 def _problem_section(number: int, run: SimulationRun) -> str:
