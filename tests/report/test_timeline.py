@@ -6,6 +6,7 @@ The traces are built by hand from the core's value types (``Decision``,
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from interlace._core.trace import Decision, Trace
@@ -173,6 +174,6 @@ def test_the_coverage_curve_is_thinned_evenly_and_ends_with_the_whole_run() -> N
         curve.add(runs, min(runs, 700))
     points = curve.points(10_000, 700)
     assert len(points) <= 201 and points[-1] == (10_000, 700)
-    gaps = {b[0] - a[0] for a, b in zip(points[:-1], points[1:-1], strict=False)}
+    gaps = {b[0] - a[0] for a, b in itertools.pairwise(points[:-1])}
     assert len(gaps) == 1  # evenly spaced
     assert CoverageCurve().points(0, 0) == ()

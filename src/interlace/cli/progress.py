@@ -99,11 +99,13 @@ class Progress:
         from rich.progress import Progress as RichProgress  # noqa: PLC0415
 
         self._display = RichProgress(
-            TextColumn("  {task.description}"),
-            BarColumn(),
+            # a scenario name is not markup: "[sqlite]" would read as a style
+            TextColumn("  {task.description}", markup=False),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
-            TextColumn("schedules, {task.fields[distinct]} distinct interleavings,"),
-            TextColumn("{task.fields[rate]},"),
+            TextColumn("schedules,"),
+            TextColumn("{task.fields[distinct]} distinct interleavings,"),
+            TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             TextColumn("left,"),
             TimeElapsedColumn(),
