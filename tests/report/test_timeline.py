@@ -77,6 +77,32 @@ def test_a_postgres_lock_wait_is_read_from_the_label_the_waiter_resumed_at() -> 
     assert (wait.since, wait.until, wait.inferred) == (1, 3, True)
 
 
+def test_a_statement_parked_as_blocked_until_a_commit_waited_for_that_transaction() -> None:
+    # as the PostgreSQL lock monitor makes it (seen in tests/db): T2's SELECT FOR UPDATE
+    # blocks on T1's row lock, so T2 is missing from the runnable sets until T1 commits
+    names = ("main", "T1", "T2")
+
+    def decision(step: int, task: str, label: str, runnable: tuple[str, ...]) -> Decision:
+        return Decision(step, task, names.index(task), label, runnable, False)
+
+    blocked = Trace(
+        (
+            decision(0, "main", "start body", ("main",)),
+            decision(1, "T1", "SELECT FOR UPDATE counters", ("T1", "T2")),
+            decision(2, "T2", "SELECT FOR UPDATE counters", ("T1", "T2")),
+            decision(3, "T1", "UPDATE counters", ("T1",)),
+            decision(4, "T1", "COMMIT", ("T1",)),
+            decision(5, "T2", "UPDATE counters", ("T1", "T2")),
+            decision(6, "T2", "COMMIT", ("T1", "T2")),
+        )
+    )
+    [wait] = Timeline.of(blocked, "postgres").waits
+    assert (wait.waiter, wait.holder, wait.since, wait.until) == ("T2", "T1", 2, 4)
+    assert wait.kind.startswith("PostgreSQL lock")
+    # a task that is simply not chosen is always runnable: no wait
+    assert Timeline.of(trace(("T1", "UPDATE a"), ("T2", "UPDATE a"), ("T1", "COMMIT"))).waits == ()
+
+
 def test_a_sqlite_busy_wait_is_inferred_from_a_timer_after_a_blocked_write() -> None:
     steps = (
         ("T1", "BEGIN"),

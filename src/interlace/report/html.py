@@ -80,7 +80,7 @@ button.copy { font: inherit; font-size: 0.85rem; padding: 2px 10px; cursor: poin
 .swimlanes .wait-line, .swimlanes .wait-arrow { stroke: #8250df; stroke-width: 1.5;
   stroke-dasharray: 5 3; fill: none; }
 .swimlanes .arrow-head { fill: #8250df; } .swimlanes .wait-kind { fill: #8250df;
-  font-size: 11px; }
+  font-size: 11px; paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 .swimlanes .parting line { stroke: #0969da; stroke-width: 2; stroke-dasharray: 8 4; }
 .swimlanes .violation-row rect { fill: #ffebe9; stroke: var(--bad); }
 .swimlanes .violation-row text { fill: var(--bad); font-weight: 700; }

@@ -120,20 +120,23 @@ def swimlanes_svg(
             continue
         waiter = timeline.lanes.index(wait.waiter)
         holder = timeline.lanes.index(wait.holder)
+        # a dashed line down the waiter's lane while it waits, then an arrow to the
+        # holder's lane at the step that ended the wait (its COMMIT or ROLLBACK)
         x1 = lefts[waiter] + _SPAN_BAR + 10
         y1 = top(wait.since) + ROW // 2
         y2 = top(wait.until) + ROW // 2
-        x2 = lefts[holder] + (widths[holder] - 8 if holder < waiter else 8)
-        how = "inferred from the labels" if wait.inferred else "recorded"
+        x2 = lefts[holder] + (widths[holder] - 6 if holder < waiter else _SPAN_BAR + 8)
+        how = "inferred from the trace" if wait.inferred else "recorded"
         parts.append(
             f'<g class="lock-wait" data-waiter="{escape(wait.waiter)}" '
             f'data-holder="{escape(wait.holder)}" data-kind="{escape(wait.kind)}">'
             f'<path d="M{x1},{y1} L{x1},{y2}" class="wait-line"/>'
-            f'<path d="M{x1},{y1} L{x2},{y1}" class="wait-arrow" marker-end="url(#arrow-{ident})"/>'
-            f'<text class="wait-kind" x="{(x1 + x2) / 2:.0f}" y="{y1 - 4}" '
-            f'text-anchor="middle">{escape(wait.kind)}</text>'
-            f"<title>{escape(wait.waiter)} waits for {escape(wait.kind)} held by "
-            f"{escape(wait.holder)}, steps {wait.since} to {wait.until} ({how})</title></g>"
+            f'<path d="M{x1},{y2} L{x2},{y2}" class="wait-arrow" marker-end="url(#arrow-{ident})"/>'
+            f'<text class="wait-kind" x="{(x1 + x2) / 2:.0f}" y="{y2 - 5}" '
+            f'text-anchor="middle">waits for {escape(wait.kind)}</text>'
+            f"<title>{escape(wait.waiter)} waits for a {escape(wait.kind)} held by "
+            f"{escape(wait.holder)}, from step {wait.since} to step {wait.until} ({how})"
+            "</title></g>"
         )
     y = top(len(timeline.steps))
     parts.append(

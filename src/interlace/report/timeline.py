@@ -9,12 +9,15 @@ this module derives from a ``Trace``, without rerunning anything:
   COMMIT or ROLLBACK (statement labels are ``SELECT tool_sessions``,
   ``UPDATE accounts``, ``BEGIN``, ...; ``interlace.db.sqlalchemy``), or to the
   end of the trace when it never ended;
-- lock waits, from waiter to holder with the lock's kind: a PostgreSQL wait
-  reads from the label the waiter resumed at (``after PostgreSQL: a row lock
-  held by T1 in ...``); a SQLite busy wait is inferred: a task whose write
-  (or ``BEGIN``) is followed by a timer while another task's transaction has
-  written waits for that task's write lock (SQLite allows one writer, so the
-  write cannot have gone through).
+- lock waits, from waiter to holder with the lock's kind, inferred three ways:
+  a task chosen for a statement that is then missing from the runnable sets
+  (the PostgreSQL lock monitor parks a blocked statement as blocked) until
+  right after another task's COMMIT or ROLLBACK waited for that task's lock;
+  a label the waiter resumed at may name it (``after PostgreSQL: a row lock
+  held by T1 in ...``, with a raw driver); and a SQLite busy wait: a task
+  whose write (or ``BEGIN``) is followed by a timer while another task's
+  transaction has written waits for that task's write lock (SQLite allows one
+  writer, so the write cannot have gone through).
 
 Decisions may one day carry what the labels cannot say: the virtual time
 (``time``), the full SQL of a statement (``sql``) and the lock waits in
@@ -66,7 +69,7 @@ SQL_VERBS = frozenset(
 TRANSACTION_ENDS = frozenset({"COMMIT", "ROLLBACK"})
 _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT", "MERGE", "BEGIN"})
 _HELD_BY = re.compile(r"^after (?:PostgreSQL: )?(?P<kind>.+?) held by (?P<holders>.+?) in \S+$")
-_SQLITE_LOCK = "SQLite write lock (inferred from a busy wait)"
+_SQLITE_LOCK = "SQLite write lock"
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,12 @@ class Timeline:
         index = {name: i for i, name in enumerate(lanes)}
         steps = tuple(_step(d, index) for d in trace.decisions)
         spans = _spans(steps)
-        waits = _recorded_waits(trace.decisions) or _label_waits(steps, spans, database)
+        waits = _recorded_waits(trace.decisions) or tuple(
+            sorted(
+                _blocked_waits(trace.decisions, database) + _label_waits(steps, spans, database),
+                key=lambda wait: (wait.since, wait.until),
+            )
+        )
         return Timeline(lanes, steps, spans, waits)
 
 
@@ -239,6 +247,48 @@ def _recorded_waits(decisions: Sequence[Decision]) -> tuple[LockWait, ...]:
     return tuple(waits)
 
 
+def _blocked_waits(decisions: Sequence[Decision], database: str | None) -> tuple[LockWait, ...]:
+    """Statements that blocked until another task's transaction ended (see the docstring)."""
+    # the kind of lock is not in the trace: only that it blocked until that transaction ended
+    kind = {"postgres": "PostgreSQL lock", "sqlite": "SQLite lock"}.get(
+        database or "", "database lock"
+    )
+    waits: list[LockWait] = []
+    for number, decision in enumerate(decisions):
+        if kind_of(decision.label) != "statement":
+            continue
+        back = next(
+            (
+                j
+                for j in range(number + 1, len(decisions))
+                if decision.task in decisions[j].runnable
+            ),
+            None,
+        )
+        if back is None or back == number + 1:
+            continue  # never back (a deadlock says so itself), or not blocked at all
+        release = decisions[back - 1]
+        resumed_at = next((d.label for d in decisions[back:] if d.task == decision.task), "")
+        if release.task == decision.task or release.label not in TRANSACTION_ENDS:
+            continue
+        if resumed_at.startswith(("timer in ", "after ", "joined ")):
+            continue  # it slept, or waited on an asyncio primitive or a task, not on a lock
+        if not _in_transaction(decisions[:number], release.task):
+            continue  # the holder's transaction began after the statement blocked
+        waits.append(LockWait(decision.task, release.task, kind, decision.step, release.step))
+    return tuple(waits)
+
+
+def _in_transaction(before: Sequence[Decision], task: str) -> bool:
+    """Whether ``task`` has an open transaction after ``before``: its last SQL was no end."""
+    for decision in reversed(before):
+        if decision.task == task:
+            kind = kind_of(decision.label)
+            if kind != "other":
+                return kind == "statement"
+    return False
+
+
 def _label_waits(
     steps: Sequence[Step], spans: Sequence[Span], database: str | None
 ) -> tuple[LockWait, ...]:
@@ -266,7 +316,7 @@ def _label_waits(
                 waits.append(ended)
         last_of[step.task] = step
     waits.extend(waiting.values())
-    return tuple(sorted(waits, key=lambda wait: (wait.since, wait.until)))
+    return tuple(waits)
 
 
 def _sqlite_wait(
