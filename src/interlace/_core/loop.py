@@ -12,11 +12,20 @@ wait for their turn.
 
 Timers set by simulated code go to the director's virtual clock, and
 ``time()`` answers virtual time to simulated code (see ``clock.py``).
+
+Threads. Driver threads (aiosqlite's worker, executor threads such as the one
+resolving asyncpg's host names) reach the loop only through
+``call_soon_threadsafe``, which appends a Handle to the loop's ready deque
+without going through ``call_soon``: they never meet the director, whose
+state is touched by the loop's thread alone. The ready deque is therefore the
+one structure of the core that another thread mutates while the loop's thread
+reads it, and ``ready_callbacks`` reads it only through a snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -105,5 +114,14 @@ class ControlledLoop(asyncio.SelectorEventLoop):
 
     def ready_callbacks(self) -> list[object]:
         """The callbacks queued to run, in order (compared, never called)."""
-        ready: Any = getattr(self, "_ready", ())
-        return [handle._callback for handle in ready]
+        ready: deque[Any] = self._ready  # type: ignore[attr-defined]  # of asyncio.Handle
+        # invariant: the ready deque is read only through a copy made in one C call.
+        # Driver threads append to it at any moment (aiosqlite's worker thread and
+        # executor threads, through call_soon_threadsafe). A Python-level walk over the
+        # live deque lets such a thread run between two items, and the walk then fails
+        # with "deque mutated during iteration". deque.copy() runs no Python code and
+        # allocates no garbage-collected object while it walks (so no finalizer can run
+        # and switch threads), and on free-threaded builds it holds the deque's lock:
+        # the copy is one consistent state of the queue, safe to walk at leisure.
+        snapshot = ready.copy()
+        return [handle._callback for handle in snapshot]
