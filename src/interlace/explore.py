@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from interlace._core import Strategy
 from interlace._core.director import Director, Limits
 from interlace._core.errors import Nondeterminism, SchedulerFailure, TokenError, UsageError
 from interlace._core.loop import ControlledLoop
@@ -25,7 +26,6 @@ from interlace.report.table import interleaving_table
 from interlace.scenario import Scenario, as_scenario
 from interlace.shrink import shrink as shrink_schedule
 from interlace.strategies import GuidedStrategy, ReplayStrategy, by_name
-from interlace.strategies.base import Strategy
 
 _T = TypeVar("_T")
 ScenarioLike = Scenario | Callable[..., Awaitable[object]]

@@ -98,7 +98,7 @@ from interlace.scenario import Reset, ResourceFactory, Scenario, qualified_name,
 from interlace.strategies.guided import non_preemptive
 
 if TYPE_CHECKING:
-    from interlace.strategies.base import Candidate
+    from interlace._core import Candidate
 
 __all__ = [
     "Schedule",

@@ -32,8 +32,8 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from interlace._core import Strategy
 from interlace._core.trace import Trace
-from interlace.strategies.base import Strategy
 from interlace.strategies.dfs import DFSStrategy
 from interlace.strategies.guided import GuidedStrategy
 

@@ -10,8 +10,7 @@ import pytest
 import interlace
 from interlace import Nondeterminism
 from interlace.examples import lost_update, lost_update_fixed
-from interlace.strategies import DFSStrategy, PortfolioStrategy, by_name
-from interlace.strategies.base import Candidate
+from interlace.strategies import Candidate, DFSStrategy, PortfolioStrategy, by_name
 from interlace.strategies.guided import GuidedStrategy
 
 

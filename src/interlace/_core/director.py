@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from interlace._core.clock import VirtualClock
 from interlace._core.errors import Deadlock, StepBoundExceeded, StuckOutsideIO, TokenError
+from interlace._core.strategy import Candidate
 from interlace._core.trace import Decision, Trace
 from interlace._core.waits import (
     Wait,
@@ -59,11 +60,10 @@ from interlace._core.waits import (
     module_of,
     outside_waits_of,
 )
-from interlace.strategies.base import Candidate
 
 if TYPE_CHECKING:
     from interlace._core.loop import ControlledLoop
-    from interlace.strategies.base import Strategy
+    from interlace._core.strategy import Strategy
 
 ROOT_NAME = "main"
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")

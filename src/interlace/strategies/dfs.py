@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from interlace._core.errors import Nondeterminism
-from interlace.strategies.base import Candidate
+from interlace._core import Candidate, Nondeterminism
 from interlace.strategies.guided import non_preemptive
 
 if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+    from interlace._core import Trace
 
 
 class DFSStrategy:
