@@ -20,7 +20,7 @@ from interlace._core.errors import (
     TokenError,
     UsageError,
 )
-from interlace._core.loop import ControlledLoop
+from interlace._core.loop import ControlledLoop, Controller
 from interlace._core.strategy import Candidate, Strategy
 from interlace._core.trace import Decision, RecordedChoice, Token, Trace, describe_runnable
 from interlace._core.waits import (
@@ -35,6 +35,7 @@ from interlace._core.waits import (
 __all__ = [
     "Candidate",
     "ControlledLoop",
+    "Controller",
     "Deadlock",
     "Decision",
     "Director",

@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from interlace._core.errors import UsageError
 
 if TYPE_CHECKING:
-    from interlace._core.director import Director
+    from interlace._core.clock import VirtualClock
 
 _T = TypeVar("_T")
 
@@ -45,8 +46,49 @@ _NO_TASK_FACTORY = (
 )
 
 
+class Controller(Protocol):
+    """What the loop, and code running on it, need from the director of a schedule.
+
+    The loop depends on this, not on ``Director``: the director drives the loop,
+    the loop only hands it the steps of simulated tasks. ``interlace.point``,
+    ``interlace.always`` and the SQLAlchemy listeners reach the running schedule
+    through ``loop.director`` and this protocol too.
+    """
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The schedule's virtual clock: timers and ``time()`` of simulated code."""
+        ...
+
+    def intercept(
+        self,
+        task: asyncio.Task[Any],
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: Context | None,
+    ) -> asyncio.Handle | None:
+        """A step of ``task``: park it and return a handle, or None to let the loop queue it."""
+        ...
+
+    def in_simulated_task(self) -> bool:
+        """Is the running task one of the schedule's simulated tasks?"""
+        ...
+
+    def creating(self, name: str | None) -> AbstractContextManager[None]:
+        """Around ``create_task``: the first step seen inside belongs to the new task."""
+        ...
+
+    async def point(self, label: str) -> None:
+        """Make the running simulated task stop at a decision point called ``label``."""
+        ...
+
+    def add_check(self, check: Callable[[], object]) -> None:
+        """Run ``check()`` before every decision of the schedule."""
+        ...
+
+
 class ControlledLoop(asyncio.SelectorEventLoop):
-    """An event loop on which a ``Director`` controls simulated tasks.
+    """An event loop on which a ``Director`` (a ``Controller``) controls simulated tasks.
 
     Outside a schedule it behaves like ``asyncio.SelectorEventLoop``; run it
     with ``asyncio.Runner(loop_factory=ControlledLoop)``.
@@ -55,7 +97,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         # invariant: set only while a schedule runs on this loop
-        self.director: Director | None = None
+        self.director: Controller | None = None
         self._base_call_soon = super().call_soon
 
     def call_soon(  # type: ignore[override]
