@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from interlace._core.loop import ControlledLoop
+from interlace._core import ControlledLoop
 
 
 async def point(label: str) -> None:
