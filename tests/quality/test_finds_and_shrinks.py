@@ -8,10 +8,7 @@ pass: ``bench/time_to_bug.py`` measures medians and ranges over 20 seeds.
 from __future__ import annotations
 
 import pytest
-
-import interlace
-from interlace import Deadlock
-from interlace.examples import (
+from known_bugs import (
     checked_lost_update,
     four_inside,
     lock_order_deadlock,
@@ -19,6 +16,9 @@ from interlace.examples import (
     raw_sqlite_lost_update,
     sqlite_lost_update,
 )
+
+import interlace
+from interlace import Deadlock
 
 # bug -> (strategy -> budget), and the fewest preemptions that can trigger it
 KNOWN_BUGS = {

@@ -6,10 +6,10 @@ import asyncio
 import random
 
 import pytest
+from known_bugs import lost_update, lost_update_fixed
 
 import interlace
 from interlace import Nondeterminism
-from interlace.examples import lost_update, lost_update_fixed
 from interlace.strategies import Candidate, DFSStrategy, PortfolioStrategy, by_name
 from interlace.strategies.guided import GuidedStrategy
 
