@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 import interlace
 from interlace import Scenario
 from interlace.db.supply import SqliteSupply
-from interlace.invariants import Observations
 
 # bench/ for results.py, the project root for the simulations package, tests/support
 # for the known bugs (test material, outside the package)
@@ -74,7 +73,7 @@ def known_bugs() -> list[Bug]:
 def _editor_chat_race() -> Scenario:
     """The card's race: identical messages from two processes, pre-fix handler, SQLite."""
     simulation = identical.two_processes_pre_fix
-    return simulation.scenario(SqliteSupply(), Observations())
+    return simulation.scenario(SqliteSupply())
 
 
 def time_to_bug(bug: Bug, strategy: str, seed: int, budget: int) -> tuple[int | None, float]:

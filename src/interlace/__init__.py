@@ -27,7 +27,6 @@ replays a failure exactly::
 from __future__ import annotations
 
 from interlace import invariants
-from interlace._core.director import Limits
 from interlace._core.errors import (
     Deadlock,
     InterlaceError,
@@ -40,31 +39,44 @@ from interlace._core.errors import (
 )
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Decision, Trace
+from interlace.config import Config
 from interlace.db.sqlalchemy import warm_pool
 from interlace.explore import (
-    ExploreReport,
-    Failure,
-    ScheduleRecord,
+    InternalError,
     explore,
     explore_async,
     replay,
     replay_async,
+    replay_report,
+    replay_report_async,
 )
 from interlace.invariants import InvariantViolation
+from interlace.outcome import (
+    ExploreReport,
+    Failure,
+    Outcome,
+    Problem,
+    ReplayReport,
+    ScheduleRecord,
+)
 from interlace.point import always, point
 from interlace.scenario import Scenario, scenario
 from interlace.simulations import Simulation, simulation
 
 __all__ = [
+    "Config",
     "ControlledLoop",
     "Deadlock",
     "Decision",
     "ExploreReport",
     "Failure",
     "InterlaceError",
+    "InternalError",
     "InvariantViolation",
-    "Limits",
     "Nondeterminism",
+    "Outcome",
+    "Problem",
+    "ReplayReport",
     "Scenario",
     "ScheduleRecord",
     "SchedulerFailure",
@@ -81,6 +93,8 @@ __all__ = [
     "point",
     "replay",
     "replay_async",
+    "replay_report",
+    "replay_report_async",
     "scenario",
     "simulation",
     "warm_pool",

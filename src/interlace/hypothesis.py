@@ -87,14 +87,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
 
-from interlace._core.director import Director, Limits
-from interlace._core.errors import UsageError
+from interlace._core.errors import TokenError, UsageError
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Token, Trace
-from interlace.db import sqlalchemy as sqlalchemy_points
-from interlace.explore import Failure
+from interlace.config import Config
+from interlace.engine import ScheduleResult, ScheduleRunner
+from interlace.explore import InternalError
+from interlace.outcome import Outcome
 from interlace.report.table import interleaving_table
-from interlace.scenario import Reset, ResourceFactory, Scenario, qualified_name, reset_within
+from interlace.scenario import Reset, ResourceFactory, Scenario, qualified_name
 from interlace.strategies.guided import non_preemptive
 
 if TYPE_CHECKING:
@@ -222,34 +223,66 @@ async def run_schedule(
     root: Root,
     schedule: Schedule,
     *args: Any,
-    limits: Limits | None = None,
+    config: Config | None = None,
 ) -> Trace:
     """Run ``root(*args)`` once under ``schedule`` on the running ``ControlledLoop``.
 
     Returns the trace when the schedule passes. Otherwise raises what the
     schedule raised (a failed assertion, a ``Deadlock``, ...), with notes
-    holding the interleaving table and the token, and its
-    ``interlace_failure`` attribute set to the ``Failure``.
+    holding the interleaving table and the token; ``schedule.trace`` and
+    ``schedule.token`` are that run's. A usage or setup error raises
+    ``UsageError``, a bug in interlace ``InternalError``. ``config`` bounds
+    the schedule (``max_steps``, ``stuck_after``).
     """
-    loop = _idle_controlled_loop()
-    sqlalchemy_points.install()
+    _idle_controlled_loop()
+    body, name = _body_and_name(root)
+    scenario = Scenario(body=body, name=name)
+    async with ScheduleRunner(scenario, config or Config()) as runner:
+        return await _run_on(runner, name, schedule, lambda: body(*args))
+
+
+async def _run_on(
+    runner: ScheduleRunner,
+    name: str,
+    schedule: Schedule,
+    root: Callable[[], Awaitable[object]],
+) -> Trace:
+    """One schedule on ``runner``; what hypothesis should see of it (see ``run_schedule``)."""
+    if runner.setup_problem is not None:
+        _raise_problem(runner.setup_problem.outcome, runner.setup_problem.describe(), None)
     schedule.begin(0)
-    # a Scenario's body, not its __call__, starts the root task: tokens name the body
-    body, scenario_name = (
-        (root.body, root.name) if isinstance(root, Scenario) else (root, qualified_name(root))
-    )
-    outcome = await Director(loop, schedule, limits or Limits()).run(lambda: body(*args))
-    token = Token.from_trace(scenario_name, schedule.name, 0, outcome.trace).encode()
-    schedule.trace = outcome.trace
+    result = await runner.run(schedule, seed=0, root=root)
+    token = Token.from_trace(name, schedule.name, 0, result.trace).encode()
+    schedule.trace = result.trace
     schedule.token = token
-    if outcome.error is None:
-        return outcome.trace
-    error = outcome.error
-    error.interlace_failure = Failure(error, token, outcome.trace, 0, 0)  # type: ignore[attr-defined]
-    error.add_note(interleaving_table(outcome.trace))
-    error.add_note(f"{schedule!r} made {outcome.trace.preemptions} preemption(s)")
+    return _raise_for(result, schedule, token)
+
+
+def _raise_for(result: ScheduleResult, schedule: Schedule, token: str) -> Trace:
+    if result.problem is not None:
+        _raise_problem(result.outcome, result.problem.describe(), result.error)
+    if result.error is None:
+        return result.trace
+    error = result.error
+    error.add_note(interleaving_table(result.trace))
+    error.add_note(f"{schedule!r} made {result.trace.preemptions} preemption(s)")
     error.add_note(f"interlace token: {token}")
     raise error
+
+
+def _raise_problem(outcome: Outcome, message: str, cause: BaseException | None) -> None:
+    if outcome is Outcome.INTERNAL_ERROR:
+        raise InternalError(message) from cause
+    if isinstance(cause, TokenError | UsageError):
+        raise cause
+    raise UsageError(message) from cause
+
+
+def _body_and_name(root: Root) -> tuple[Callable[..., Awaitable[object]], str]:
+    # a Scenario's body, not its __call__, starts the root task: tokens name the body
+    if isinstance(root, Scenario):
+        return root.body, root.name
+    return root, qualified_name(root)
 
 
 class Session:
@@ -257,17 +290,20 @@ class Session:
 
     Make one with ``session()``. ``run`` resets the resource and runs one
     schedule; ``resource`` is the value the resource factory yielded (None
-    without a resource).
+    without a resource). Its schedules run on one engine ``ScheduleRunner``,
+    as an exploration's do.
     """
 
-    def __init__(self, reset: Reset | None, limits: Limits) -> None:
+    def __init__(self, config: Config) -> None:
         # invariant: None once closed
         self._runner: asyncio.Runner | None = asyncio.Runner(loop_factory=ControlledLoop)
-        self._reset = reset
-        self._limits = limits
+        self._config = config
         self._stack = AsyncExitStack()
-        self._has_resource = False
-        self.resource: Any = None
+        self._engine: ScheduleRunner | None = None
+
+    @property
+    def resource(self) -> Any:
+        return None if self._engine is None else self._engine.resource
 
     def run(self, root: Root, schedule: Schedule, *args: Any) -> Trace:
         """Reset the resource, then run ``root(resource, *args)`` (``root(*args)``
@@ -276,11 +312,15 @@ class Session:
 
     async def run_async(self, root: Root, schedule: Schedule, *args: Any) -> Trace:
         """``run`` from an async test body on this session's loop (see ``on_loop``)."""
-        if self._reset is not None:
-            within = self._limits.stuck_after
-            await reset_within(self._reset, self.resource, within, "the session's resource")
-        bound = (self.resource, *args) if self._has_resource else args
-        return await run_schedule(root, schedule, *bound, limits=self._limits)
+        engine = self._engine
+        if engine is None:
+            raise UsageError(
+                "this interlace hypothesis session has no loop of its own yet: use it inside "
+                "its `with session(...)` block"
+            )
+        body, name = _body_and_name(root)
+        bound = (engine.resource, *args) if engine.scenario.resource is not None else args
+        return await _run_on(engine, name, schedule, lambda: body(*bound))
 
     def on_loop(self, test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         """Like ``on_controlled_loop``, on this session's loop, next to its resource.
@@ -306,13 +346,21 @@ class Session:
         finally:
             runner.close()
 
-    def _enter(self, resource: ResourceFactory | None) -> None:
-        """Enter the resource on the loop, once, outside any schedule."""
-        if resource is None:
-            return
-        sqlalchemy_points.install()  # before the engine exists, as explore does
-        self.resource = self._call(self._stack.enter_async_context(resource()))
-        self._has_resource = True
+    def _enter(self, resource: ResourceFactory | None, reset: Reset | None) -> None:
+        """Enter the engine (and the resource) on the loop, once, outside any schedule."""
+
+        async def body(*_arguments: Any) -> None:
+            return None  # never run: each schedule runs the root given to run()
+
+        scenario = Scenario(body, "interlace.hypothesis:session", resource, reset)
+
+        async def enter() -> ScheduleRunner:
+            return await self._stack.enter_async_context(ScheduleRunner(scenario, self._config))
+
+        self._engine = self._call(enter())
+        problem = self._engine.setup_problem
+        if problem is not None:
+            _raise_problem(problem.outcome, problem.describe(), problem.exception)
 
     def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` to completion on the loop (outside any schedule)."""
@@ -354,9 +402,9 @@ def session(
             "session() has reset= but no resource=: reset receives the resource's value, "
             "so give both"
         )
-    opened = Session(reset, Limits(max_steps=max_steps, stuck_after=stuck_after))
+    opened = Session(Config(max_steps=max_steps, stuck_after=stuck_after))
     try:
-        opened._enter(resource)
+        opened._enter(resource, reset)
         yield opened
     finally:
         opened.close()
@@ -384,7 +432,8 @@ def on_controlled_loop(
     def loop_of_this_test() -> Session:
         nonlocal kept
         if kept is None:
-            kept = Session(None, Limits())
+            kept = Session(Config())
+            kept._enter(None, None)
             atexit.register(kept.close)
         return kept
 

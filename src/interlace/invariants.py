@@ -4,7 +4,16 @@ An invariant is a named check of the simulation's *world* (whatever its
 ``world=`` factory yields: an engine, the requests it sent and what they got
 back). Its name is a sentence that says what must hold; the check raises
 ``AssertionError`` (a plain ``assert cond, "detail"``) with the detail when it
-does not::
+does not, or returns False. The contract of the return value:
+
+- ``final`` and ``always``: ``None`` or ``True`` holds, ``False`` is a violation
+  (without a detail: prefer ``assert cond, "detail"``);
+- ``sometimes``: ``True`` (it happened in this schedule) or ``False``;
+- anything else (a forgotten ``return`` in a sometimes check, a string, a
+  count) is a usage error at its first call: the run stops with a message
+  naming the invariant, never with a violation or a token.
+
+::
 
     from interlace import invariants
 
@@ -30,11 +39,12 @@ The three kinds:
   once more at the end). It must be synchronous and cheap: it reads
   in-memory state only.
 - ``sometimes``: must hold in at least one schedule of a run. It returns a
-  bool (it may be async) and is evaluated after each passing schedule. A run
-  that used its whole budget and never saw it hold fails as *vacuous*: the
-  schedules never exercised what the name says, so the other invariants
-  proved less than they seem to. A run that stops early at a failure does
-  not judge its sometimes invariants.
+  bool (it may be async) and is evaluated after each passing schedule. It is
+  counted over the explored schedules only (not the reruns of shrinking or
+  of the determinism check). A run that used its whole budget and never saw
+  it hold fails as *vacuous*: the schedules never exercised what the name
+  says, so the other invariants proved less than they seem to. A run that
+  stops early at a failure does not judge its sometimes invariants.
 
 ``databases`` limits an invariant to some database kinds, e.g. a conflict
 that only PostgreSQL's row locking can produce.
@@ -47,7 +57,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from interlace._core.errors import UsageError
@@ -143,29 +153,6 @@ def _declare(
     return wrap
 
 
-@dataclass
-class Observations:
-    """What the sometimes invariants saw over a run: in how many schedules each held."""
-
-    # invariant: every name of a sometimes invariant of the run is a key (0 until seen)
-    held: dict[str, int] = field(default_factory=dict)
-    schedules: int = 0
-
-    def expect(self, invariants: Iterable[Invariant]) -> None:
-        for invariant in invariants:
-            if invariant.kind == "sometimes":
-                self.held.setdefault(invariant.name, 0)
-
-    def record(self, held: Iterable[str]) -> None:
-        self.schedules += 1
-        for name in held:
-            self.held[name] = self.held.get(name, 0) + 1
-
-    def never_held(self) -> list[str]:
-        """Names of the sometimes invariants that held in no schedule, in declaration order."""
-        return [name for name, count in self.held.items() if count == 0]
-
-
 class Checker:
     """Checks one schedule's world against the invariants that apply to its database."""
 
@@ -200,8 +187,9 @@ class Checker:
             if inspect.isawaitable(outcome):
                 outcome = await outcome
             if not isinstance(outcome, bool):
+                hint = " (a missing return?)" if outcome is None else ""
                 raise UsageError(
-                    f"sometimes invariant {invariant.name!r} returned {outcome!r}; "
+                    f"sometimes invariant {invariant.name!r} returned {outcome!r}{hint}; "
                     "it must return True when what it names happened in the schedule, else False"
                 )
             if outcome:
@@ -220,17 +208,30 @@ def _run_sync(invariant: Invariant, world: Any) -> Violation | None:
             f"{invariant.kind} invariant {invariant.name!r} returned an awaitable; "
             "always invariants must be synchronous"
         )
-    return None
+    return _judge_return(invariant, outcome)
 
 
 async def _run_async(invariant: Invariant, world: Any) -> Violation | None:
     try:
         outcome = invariant.check(world)
         if inspect.isawaitable(outcome):
-            await outcome
+            outcome = await outcome
     except AssertionError as failed:
         return Violation(invariant.name, invariant.kind, str(failed))
-    return None
+    return _judge_return(invariant, outcome)
+
+
+def _judge_return(invariant: Invariant, outcome: object) -> Violation | None:
+    """None or True holds, False is a violation, anything else is a usage error."""
+    if outcome is None or outcome is True:
+        return None
+    if outcome is False:
+        return Violation(invariant.name, invariant.kind, "(the check returned False)")
+    raise UsageError(
+        f"{invariant.kind} invariant {invariant.name!r} returned {outcome!r}; a {invariant.kind} "
+        "check returns None or True when it holds and False when it does not (or raises "
+        "AssertionError with a detail, as `assert cond, 'detail'` does)"
+    )
 
 
 def _discard(awaitable: Awaitable[object]) -> None:

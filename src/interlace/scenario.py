@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from interlace._core.errors import StuckOutsideIO, UsageError
+from interlace.invariants import Invariant
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
 Reset = Callable[[Any], Awaitable[None]]
@@ -48,12 +49,25 @@ Reset = Callable[[Any], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Scenario:
-    """A scenario body, its name, and the optional resource it runs with."""
+    """A scenario body, its name, the optional resource it runs with, and its invariants.
+
+    ``invariants`` (``interlace.invariants``) are checked by the engine around
+    every schedule's body, those that apply to ``database``: ``always`` before
+    every decision, ``final`` after the body, ``sometimes`` recorded.
+    """
 
     body: Callable[..., Awaitable[object]]
     name: str
     resource: ResourceFactory | None = None
     reset: Reset | None = None
+    invariants: tuple[Invariant, ...] = ()
+    database: str | None = None
+
+    def sometimes_names(self) -> list[str]:
+        """The sometimes invariants checked on this scenario's database, in declaration order."""
+        return [
+            i.name for i in self.invariants if i.kind == "sometimes" and i.applies_to(self.database)
+        ]
 
     def resources(self) -> AbstractAsyncContextManager[Any]:
         """Enter once per exploration; yields what ``body`` and ``reset`` receive."""
@@ -151,7 +165,10 @@ def scenario(
     return wrap(body) if body is not None else wrap
 
 
-def as_scenario(target: Scenario | Callable[..., Awaitable[object]]) -> Scenario:
+ScenarioLike = Scenario | Callable[..., Awaitable[object]]
+
+
+def as_scenario(target: ScenarioLike) -> Scenario:
     """Accept a ``Scenario`` or a bare ``async def`` taking no arguments."""
     if isinstance(target, Scenario):
         return target

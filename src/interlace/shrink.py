@@ -29,6 +29,7 @@ same lost update). Shrinking is bounded by a number of runs.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -60,6 +61,14 @@ def size(trace: Trace) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+class ShrinkBudget:
+    """How much shrinking may take: reruns and wall seconds, whichever runs out first."""
+
+    max_runs: int = 300
+    seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Shrunk:
     """The smallest failing schedule found, and the failure it raised."""
 
@@ -68,14 +77,31 @@ class Shrunk:
     runs: int
     #: every schedule with fewer preemptions was run and none failed this way
     minimal: bool = False
+    #: why shrinking stopped before it was done ("its time budget of 5.0 s"), or None
+    stopped: str | None = None
+    elapsed: float = 0.0
 
 
 async def shrink(
-    trace: Trace, error: BaseException, run: RunSchedule, max_runs: int = 300
+    trace: Trace, error: BaseException, run: RunSchedule, budget: ShrinkBudget | None = None
 ) -> Shrunk:
-    """Shrink ``trace`` (which raised ``error``) using at most ``max_runs`` reruns."""
+    """Shrink ``trace`` (which raised ``error``) within ``budget``."""
+    limits = budget or ShrinkBudget()
+    max_runs = limits.max_runs
+    started = time.monotonic()
+    deadline = started + limits.seconds
     wanted = signature(error)
     best, best_error, runs = trace, error, 0
+    stopped: list[str] = []
+
+    def out_of_budget() -> bool:
+        if runs >= max_runs:
+            stopped[:] = [f"its run budget of {max_runs} runs"]
+            return True
+        if time.monotonic() >= deadline:
+            stopped[:] = [f"its time budget of {limits.seconds:.1f} s"]
+            return True
+        return False
 
     async def attempt(strategy: Strategy) -> bool:
         nonlocal best, best_error, runs
@@ -88,10 +114,10 @@ async def shrink(
 
     async def apply_edits() -> None:
         improved = True
-        while improved and runs < max_runs:
+        while improved and not out_of_budget():
             improved = False
             for edit in _edits(best):
-                if runs >= max_runs:
+                if out_of_budget():
                     break
                 if await attempt(GuidedStrategy(edit)):
                     improved = True
@@ -101,7 +127,7 @@ async def shrink(
         """True: found a smaller one; False: none exists; None: out of runs first."""
         search = DFSStrategy(max_preemptions=best.preemptions - 1)
         stop_at = min(max_runs, runs + SEARCH_RUNS)
-        while runs < stop_at:
+        while runs < stop_at and not out_of_budget():
             if not search.begin(0):
                 return False
             if await attempt(search):  # every DFS schedule is below the bound
@@ -110,14 +136,15 @@ async def shrink(
 
     await apply_edits()
     minimal = best.preemptions == 0
-    while not minimal and runs < max_runs:
+    while not minimal and not out_of_budget():
         found = await search_fewer_preemptions()
         if found is None:
             break
         if found:
             await apply_edits()
         minimal = not found or best.preemptions == 0
-    return Shrunk(best, best_error, runs, minimal)
+    reason = None if minimal else (stopped[0] if stopped else None)
+    return Shrunk(best, best_error, runs, minimal, reason, time.monotonic() - started)
 
 
 def _edits(trace: Trace) -> list[list[int]]:

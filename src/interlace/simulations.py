@@ -13,15 +13,18 @@ collects. It is declared on the body of one schedule::
         '''The same question twice at once, from two processes.'''
         await world.run(world.process("web-1").send(...), world.process("web-2").send(...))
 
-Per schedule, interlace resets the world, registers the always invariants,
-runs the body (the root task; it starts the concurrent requests and returns
-when they have finished), then checks the final invariants and records which
-sometimes invariants held. The world is made once per exploration on a fresh
-database (``interlace.db.supply``), outside any schedule.
+Per schedule, the engine (``interlace.engine``) resets the world, registers
+the always invariants, runs the body (the root task; it starts the
+concurrent requests and returns when they have finished), then checks the
+final invariants and records which sometimes invariants held. The world is
+made once per exploration on a fresh database (``interlace.db.supply``),
+outside any schedule.
 
 ``expect_violation=True`` (or a tuple of invariants) declares a *canary*: a
 known-buggy variant whose violation the run must find. A canary guards the
-invariants themselves: when they go blind, its run fails.
+invariants themselves: when they go blind, its run fails. The expectation is
+an ``interlace.expectation.Expectation``, judged in one place for pytest and
+``interlace run`` alike.
 
 Names: the simulation is ``module:attribute`` and each database variant is a
 scenario named ``module:attribute[sqlite]``. Tokens carry that name, so
@@ -41,9 +44,8 @@ from typing import Any
 
 from interlace._core.errors import UsageError
 from interlace.db.supply import DATABASE_KINDS, DatabaseKind, DatabaseSupply
-from interlace.explore import Failure
-from interlace.invariants import Checker, Invariant, InvariantViolation, Observations
-from interlace.point import always as check_always
+from interlace.expectation import Expectation
+from interlace.invariants import Invariant
 from interlace.scenario import Scenario, qualified_name
 
 # (database) -> world; called with no argument for a simulation with databases=()
@@ -65,7 +67,7 @@ class Simulation:
     reset: Reset | None
     invariants: tuple[Invariant, ...]
     databases: tuple[DatabaseKind, ...]
-    expect_violation: bool | tuple[str, ...]
+    expectation: Expectation
     description: str
 
     @property
@@ -76,7 +78,7 @@ class Simulation:
     @property
     def canary(self) -> bool:
         """Whether the simulation expects a violation (a known-buggy variant)."""
-        return self.expect_violation is not False
+        return self.expectation.canary
 
     @property
     def variants(self) -> tuple[DatabaseKind | None, ...]:
@@ -87,80 +89,42 @@ class Simulation:
         """``module:attribute[database]``: the name its tokens carry."""
         return self.name if database is None else f"{self.name}[{database}]"
 
-    def scenario(
-        self, supply: DatabaseSupply | None, observations: Observations | None = None
-    ) -> Scenario:
-        """The scenario of this simulation on ``supply``'s databases.
-
-        ``observations`` collects which sometimes invariants held, schedule by
-        schedule (``interlace.runner`` judges them after the run).
-        """
+    def scenario(self, supply: DatabaseSupply | None) -> Scenario:
+        """The scenario of this simulation on ``supply``'s databases."""
         database = None if supply is None else supply.kind
         if database not in self.variants:
             raise UsageError(
                 f"simulation {self.name} does not run on {database or 'no database'}; "
                 f"it declares databases={list(self.databases)}"
             )
-        if observations is not None:
-            observations.expect(i for i in self.invariants if i.applies_to(database))
         resource = None
         reset = None
         if self.world is not None or supply is not None:
             resource = _world_resource(self.world, supply)
             reset = self._reset
         return Scenario(
-            body=self._schedule_body(database, observations, takes_world=resource is not None),
+            body=self._named_body(takes_world=resource is not None),
             name=self.scenario_name(database),
             resource=resource,
             reset=reset,
+            invariants=self.invariants,
+            database=database,
         )
-
-    def expects(self, failure: Failure) -> bool:
-        """Whether ``failure`` is the violation this canary expects."""
-        if self.expect_violation is False or failure.kind != "invariant":
-            return False
-        if self.expect_violation is True:
-            return True
-        if not isinstance(failure.exception, InvariantViolation):
-            return False
-        return any(name in self.expect_violation for name in failure.exception.invariants)
-
-    def describe_expectation(self) -> str:
-        """``a violation of 'X' or 'Y'``, or ``an invariant violation``."""
-        if self.expect_violation is True or self.expect_violation is False:
-            return "an invariant violation"
-        names = " or ".join(repr(name) for name in self.expect_violation)
-        return f"a violation of {names}"
 
     async def _reset(self, world: Any) -> None:
         if self.reset is not None:
             await self.reset(world)
 
-    def _schedule_body(
-        self, database: DatabaseKind | None, observations: Observations | None, *, takes_world: bool
-    ) -> Body:
+    def _named_body(self, *, takes_world: bool) -> Body:
         body = self.body
-        invariants = self.invariants
 
-        async def run_schedule(*world_argument: Any) -> object:
-            world = world_argument[0] if world_argument else None
-            checker = Checker(invariants, database, world)
-            if checker.always:
-                check_always(checker.check_always)
-            result = await body(*world_argument)
-            await checker.check_final()
-            held = await checker.sometimes_held()
-            if observations is not None:
-                observations.record(held)
-            return result
+        async def with_world(world: Any) -> object:
+            return await body(world)
 
-        chosen: Body = run_schedule
-        if not takes_world:
+        async def without_world() -> object:
+            return await body()
 
-            async def run_without_world() -> object:
-                return await run_schedule()
-
-            chosen = run_without_world
+        chosen: Body = with_world if takes_world else without_world
         # the root task's first row in the interleaving table reads "start <attribute>"
         chosen.__qualname__ = chosen.__name__ = self.attribute
         return chosen
@@ -212,7 +176,7 @@ def simulation(
     """
     kinds = tuple(_database_kind(kind) for kind in databases)
     declared = tuple(invariants)
-    expected = _expected_names(expect_violation, declared)
+    expectation = Expectation.of(expect_violation, declared)
 
     def wrap(body: Body) -> Simulation:
         where = qualified_name(body)
@@ -240,7 +204,7 @@ def simulation(
             reset=reset,
             invariants=declared,
             databases=kinds,
-            expect_violation=expected,
+            expectation=expectation,
             description=_first_line(body.__doc__),
         )
 
@@ -252,24 +216,6 @@ def _database_kind(name: str) -> DatabaseKind:
         if kind == name:
             return kind
     raise UsageError(f"unknown database kind {name!r}: use {' or '.join(DATABASE_KINDS)}")
-
-
-def _expected_names(
-    expect_violation: bool | Iterable[Invariant | str], declared: tuple[Invariant, ...]
-) -> bool | tuple[str, ...]:
-    if isinstance(expect_violation, bool):
-        return expect_violation
-    names = tuple(i.name if isinstance(i, Invariant) else i for i in expect_violation)
-    if not names:
-        raise UsageError("expect_violation=() expects nothing; use False, True or invariants")
-    known = {i.name for i in declared}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise UsageError(
-            f"expect_violation names {missing[0]!r}, which is not among the simulation's "
-            "invariants; pass the Invariant objects themselves"
-        )
-    return names
 
 
 def split_scenario_name(scenario_name: str) -> tuple[str, str, DatabaseKind | None]:

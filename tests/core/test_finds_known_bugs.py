@@ -33,9 +33,9 @@ def test_lost_update_is_found_and_its_token_replays(
     assert report.failure is not None, report.summary()
     assert isinstance(report.failure.exception, AssertionError)
     assert "lost update" in str(report.failure.exception)
-    with pytest.raises(AssertionError, match="lost update") as replayed:
+    with pytest.raises(AssertionError, match="lost update"):
         interlace.replay(buggy, report.failure.token)
-    assert replayed.value.interlace_failure.trace == report.failure.trace  # type: ignore[attr-defined]
+    assert interlace.replay_report(buggy, report.failure.token).trace == report.failure.trace
 
 
 @pytest.mark.slow

@@ -75,9 +75,11 @@ def test_waiting_on_outside_io_longer_than_the_bound_is_stuck() -> None:
     finally:
         unblock.cancel()
         release.set()
-    assert report.failure is not None
-    assert isinstance(report.failure.exception, StuckOutsideIO)
-    message = str(report.failure.exception)
+    # in the first schedule, before anything worked: a setup error, not a finding
+    assert report.failure is None and report.problem is not None
+    assert report.outcome is interlace.Outcome.USAGE_ERROR
+    assert isinstance(report.problem.exception, StuckOutsideIO)
+    message = str(report.problem.exception)
     assert message.startswith("stuck outside I/O: waited 0.3 s (bound: stuck_after=0.3 s)")
     assert "main waits on outside I/O" in message
     assert "stuck_in_a_thread (test_scheduler_failures.py:" in message
@@ -180,9 +182,13 @@ async def stuck_reset(_event: asyncio.Event) -> None:
 
 
 def test_a_reset_that_does_not_finish_fails_with_that_said() -> None:
-    with pytest.raises(StuckOutsideIO) as raised:
-        interlace.explore(stuck_reset, schedules=3, stuck_after=0.2)
-    assert str(raised.value).startswith(
+    report = interlace.explore(stuck_reset, schedules=3, stuck_after=0.2)
+    # a setup error: never a finding, no token, not shrunk
+    assert report.failure is None and report.problem is not None
+    assert report.outcome is interlace.Outcome.USAGE_ERROR
+    assert isinstance(report.problem.exception, StuckOutsideIO)
+    assert report.problem.token is None
+    assert report.problem.message.startswith(
         f"the reset of {stuck_reset.name} did not finish within 0.2 s; it runs between "
         "schedules, outside the scheduler"
     )

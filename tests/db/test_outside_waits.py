@@ -182,12 +182,13 @@ def test_without_an_explainer_the_same_wait_is_stuck() -> None:
         two_tasks,
         strategy=Scripted(["main", "T1", "T2", "T2"]),
         schedules=1,
-        limits=interlace.Limits(stuck_after=0.3),
-        shrink=False,  # every shrinking run would wait out the stuck bound too
+        stuck_after=0.3,
     )
-    assert report.failure is not None
-    assert isinstance(report.failure.exception, StuckOutsideIO)
-    assert "waits on outside I/O (Future) at _take" in str(report.failure.exception)
+    # stuck in the first schedule: a setup error, never a finding, never shrunk
+    assert report.failure is None and report.problem is not None
+    assert report.outcome is interlace.Outcome.USAGE_ERROR
+    assert isinstance(report.problem.exception, StuckOutsideIO)
+    assert "waits on outside I/O (Future) at _take" in report.problem.message
 
 
 def test_a_proven_wait_appears_in_the_deadlock_report_and_end_comes_last() -> None:

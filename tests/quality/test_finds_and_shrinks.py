@@ -85,16 +85,16 @@ def test_shrinking_reaches_one_preemption(bug: str, seed: int) -> None:
     assert report.failure is not None
     assert report.failure.trace.preemptions == minimal, report.failure.describe()
     # the token replays the shrunk schedule, not the one first found
-    with pytest.raises((AssertionError, Deadlock)) as replayed:
+    with pytest.raises((AssertionError, Deadlock)):
         interlace.replay(scenario, report.failure.token)
-    assert replayed.value.interlace_failure.trace == report.failure.trace  # type: ignore[attr-defined]
+    assert interlace.replay_report(scenario, report.failure.token).trace == report.failure.trace
 
 
 def test_shrinking_reports_both_sizes() -> None:
     report = interlace.explore(four_inside, strategy="random", schedules=200, seed=1)
     assert report.failure is not None
-    assert report.failure.found_size is not None
-    found_preemptions, found_decisions = report.failure.found_size
+    assert report.failure.shrinking is not None
+    found_preemptions, found_decisions = report.failure.shrinking.found_size
     assert found_preemptions > report.failure.trace.preemptions
     assert report.failure.shrink_note().startswith(
         f"shrunk from {found_preemptions} preemptions / {found_decisions} decisions to "
@@ -121,9 +121,9 @@ def test_shrinking_searches_fewer_preemptions_when_its_edits_are_stuck() -> None
     # starts the other request first: only the search below 2 preemptions finds it.
     report = interlace.explore(checked_lost_update, strategy="random", schedules=200, seed=2)
     assert report.failure is not None
-    assert report.failure.found_size == (2, 7)
+    assert report.failure.shrinking.found_size == (2, 7)
     assert report.failure.trace.preemptions == 1
-    assert report.failure.minimal
+    assert report.failure.shrinking.minimal
     assert report.failure.shrink_note().endswith(
         "minimal: every schedule with fewer than 1 preemptions was run and none fails this way"
     )
@@ -135,5 +135,5 @@ def test_minimal_is_claimed_only_after_the_whole_search() -> None:
     report = interlace.explore(four_inside, strategy="random", schedules=200, seed=2)
     assert report.failure is not None
     assert report.failure.trace.preemptions == 3
-    assert not report.failure.minimal
+    assert not report.failure.shrinking.minimal
     assert "minimal" not in report.failure.shrink_note()

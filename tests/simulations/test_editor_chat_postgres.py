@@ -9,12 +9,13 @@ from simulations.editor_chat import cancelled, different, http, identical, provi
 from simulations.editor_chat.invariants import conflict_retried, user_messages_persisted_once
 
 import interlace
-from interlace import InvariantViolation, Simulation
+from interlace import Config, InvariantViolation, Simulation
 from interlace.corpus import Corpus
 from interlace.db.provider import PostgresServer
 from interlace.db.supply import PostgresSupply
 from interlace.discovery import resolve
-from interlace.runner import Budget, Verdict, replay_token, run_simulation
+from interlace.outcome import Verdict
+from interlace.runner import run_simulation
 
 pytestmark = pytest.mark.postgres
 
@@ -48,7 +49,7 @@ def supply(interlace_postgres: PostgresServer) -> PostgresSupply:
 def test_the_fixed_handler_passes_on_postgres(
     simulation: Simulation, supply: PostgresSupply
 ) -> None:
-    run = run_simulation(simulation, supply, Budget(schedules=20, strategy="portfolio"))
+    run = run_simulation(simulation, supply, Config(schedules=20, strategy="portfolio"))
     assert run.verdict is Verdict.PASSED, run.message + (
         "\n" + run.failure.describe() if run.failure else ""
     )
@@ -60,19 +61,21 @@ def test_the_fixed_handler_passes_on_postgres(
 def test_the_pre_fix_races_are_caught_on_postgres_and_their_tokens_replay_them(
     simulation: Simulation, supply: PostgresSupply
 ) -> None:
-    run = run_simulation(simulation, supply, Budget(schedules=200))
+    run = run_simulation(simulation, supply, Config(schedules=200))
     assert run.verdict is Verdict.CAUGHT, run.message
     failure = run.failure
     assert failure is not None and failure.schedule < 200
     with pytest.raises(InvariantViolation) as replayed:
         interlace.replay(simulation.scenario(supply), failure.token)
     assert str(replayed.value) == str(failure.exception)
-    assert replayed.value.interlace_failure.trace == failure.trace  # type: ignore[attr-defined]
+    replayed_report = interlace.replay_report(simulation.scenario(supply), failure.token)
+    assert replayed_report.failure is not None
+    assert replayed_report.failure.trace == failure.trace
 
 
 def test_the_lost_message_is_a_state_rev_conflict(supply: PostgresSupply) -> None:
     simulation = identical.two_processes_pre_fix_lost_message
-    run = run_simulation(simulation, supply, Budget(schedules=200))
+    run = run_simulation(simulation, supply, Config(schedules=200))
     assert run.failure is not None
     violation = run.failure.exception
     assert isinstance(violation, InvariantViolation)
@@ -89,10 +92,13 @@ def test_the_committed_regression_tokens_replay_on_postgres(supply: PostgresSupp
     for regression in regressions:
         target = resolve(regression.scenario)
         assert target.simulation is not None and target.database == "postgres"
-        failure, stale = replay_token(target.simulation, supply, regression.token)
+        replayed = interlace.replay_report(target.simulation.scenario(supply), regression.token)
+        failure, stale = replayed.failure, replayed.problem and replayed.problem.message
         assert stale is None, f"{regression.path.name}: {stale}"
         if target.simulation.canary:
-            assert failure is not None and target.simulation.expects(failure), regression.path
+            assert failure is not None and target.simulation.expectation.met_by(failure), (
+                regression.path
+            )
         else:
             assert failure is None, f"{regression.path.name} fails again: {failure}"
 

@@ -8,13 +8,14 @@ import pytest
 from simulations.editor_chat import cancelled, different, http, identical, provider_error
 
 import interlace
-from interlace import InvariantViolation, Simulation
+from interlace import Config, InvariantViolation, Simulation
 from interlace._core.trace import RecordedChoice, Token
 from interlace.corpus import Corpus
 from interlace.db.supply import SqliteSupply
 from interlace.discovery import discover, resolve
 from interlace.explore import ScheduleRecord
-from interlace.runner import Budget, Verdict, replay_token, run_simulation
+from interlace.outcome import Verdict
+from interlace.runner import run_simulation
 
 ROOT = Path(__file__).resolve().parents[2]
 SQLITE = SqliteSupply()
@@ -44,7 +45,7 @@ def test_every_simulation_is_discovered_and_all_but_one_run_on_both_databases() 
 
 @pytest.mark.parametrize("simulation", FIXED, ids=_name)
 def test_the_fixed_handler_passes_on_sqlite(simulation: Simulation) -> None:
-    run = run_simulation(simulation, SQLITE, Budget(schedules=20, strategy="portfolio"))
+    run = run_simulation(simulation, SQLITE, Config(schedules=20, strategy="portfolio"))
     assert run.verdict is Verdict.PASSED, run.message + (
         "\n" + run.failure.describe() if run.failure else ""
     )
@@ -56,7 +57,7 @@ def test_the_fixed_handler_passes_on_sqlite(simulation: Simulation) -> None:
 def test_the_pre_fix_race_is_caught_on_sqlite_and_its_token_replays_it(
     simulation: Simulation,
 ) -> None:
-    run = run_simulation(simulation, SQLITE, Budget(schedules=200))
+    run = run_simulation(simulation, SQLITE, Config(schedules=200))
     assert run.verdict is Verdict.CAUGHT, run.message
     failure = run.failure
     assert failure is not None and failure.schedule < 200
@@ -65,7 +66,9 @@ def test_the_pre_fix_race_is_caught_on_sqlite_and_its_token_replays_it(
     with pytest.raises(InvariantViolation) as replayed:
         interlace.replay(simulation.scenario(SQLITE), failure.token)
     assert str(replayed.value) == str(failure.exception)
-    assert replayed.value.interlace_failure.trace == failure.trace  # type: ignore[attr-defined]
+    replayed_report = interlace.replay_report(simulation.scenario(SQLITE), failure.token)
+    assert replayed_report.failure is not None
+    assert replayed_report.failure.trace == failure.trace
 
 
 def test_the_committed_regression_tokens_replay_on_sqlite() -> None:
@@ -76,10 +79,13 @@ def test_the_committed_regression_tokens_replay_on_sqlite() -> None:
     for regression in regressions:
         target = resolve(regression.scenario)
         assert target.simulation is not None and target.database == "sqlite"
-        failure, stale = replay_token(target.simulation, SQLITE, regression.token)
+        replayed = interlace.replay_report(target.simulation.scenario(SQLITE), regression.token)
+        failure, stale = replayed.failure, replayed.problem and replayed.problem.message
         assert stale is None, f"{regression.path.name}: {stale}"
         if target.simulation.canary:
-            assert failure is not None and target.simulation.expects(failure), regression.path
+            assert failure is not None and target.simulation.expectation.met_by(failure), (
+                regression.path
+            )
         else:
             assert failure is None, f"{regression.path.name} fails again: {failure}"
 
@@ -100,7 +106,7 @@ def test_the_same_seed_explores_the_same_schedules() -> None:
 
 
 def test_a_token_that_no_longer_fits_is_reported_stale_not_replayed() -> None:
-    run = run_simulation(identical.two_processes_pre_fix, SQLITE, Budget(schedules=50))
+    run = run_simulation(identical.two_processes_pre_fix, SQLITE, Config(schedules=50))
     assert run.failure is not None
     token = Token.decode(run.failure.token)
     # a wrong check byte in the middle of the schedule: requests are mid-transaction there
@@ -108,6 +114,7 @@ def test_a_token_that_no_longer_fits_is_reported_stale_not_replayed() -> None:
     choices = list(token.choices)
     choices[middle] = RecordedChoice(choices[middle].task_index, choices[middle].check ^ 0xFF)
     broken = Token(token.scenario, token.strategy, token.seed, tuple(choices)).encode()
-    failure, stale = replay_token(identical.two_processes_pre_fix, SQLITE, broken)
+    replayed = interlace.replay_report(identical.two_processes_pre_fix.scenario(SQLITE), broken)
+    failure, stale = replayed.failure, replayed.problem and replayed.problem.message
     assert failure is None
     assert stale is not None and f"at step {middle} " in stale

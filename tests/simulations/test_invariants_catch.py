@@ -35,9 +35,10 @@ from editor_chat import (
     ToolSessionRepository,
     ToolSessionSnapshot,
 )
-from interlace import InvariantViolation
+from interlace import Config, InvariantViolation
 from interlace.db.supply import SqliteSupply
-from interlace.runner import Budget, Verdict, run_simulation
+from interlace.outcome import Verdict
+from interlace.runner import run_simulation
 
 SQLITE = SqliteSupply()
 
@@ -77,7 +78,7 @@ async def a_retry_that_duplicates(world: ChatWorld) -> None:
 
 
 def _violation(simulation: interlace.Simulation) -> InvariantViolation:
-    run = run_simulation(simulation, SQLITE, Budget(schedules=5))
+    run = run_simulation(simulation, SQLITE, Config(schedules=5))
     assert run.verdict is Verdict.VIOLATION, run.message
     assert run.failure is not None and isinstance(run.failure.exception, InvariantViolation)
     return run.failure.exception

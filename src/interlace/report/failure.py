@@ -24,7 +24,7 @@ import shlex
 import traceback
 from collections.abc import Sequence
 
-from interlace.explore import Failure
+from interlace.outcome import Failure
 from interlace.report.table import interleaving_table
 
 _TRACEBACK_FRAMES = 12

@@ -46,7 +46,15 @@ synchronously on interlace's own loop, so pytest-asyncio never runs it
 and plain pytest-asyncio tests are left alone.
 
 This module is loaded by every pytest run in an environment where interlace
-is installed, so it imports nothing heavy at module level.
+is installed. Like hypothesis's ``_hypothesis_pytestplugin`` it is a top-level
+module that imports only pytest at import time (importing ``interlace``
+would import SQLAlchemy, asyncpg and the rest): the engine is imported inside
+the hooks, once an interlace test is found.
+
+Outcomes are the engine's (``interlace.outcome``): a finding fails the test
+with its report and token; a usage or setup error fails it with one short
+message (no traceback, nothing to replay); an internal error of interlace
+says so, with the token and traceback for the bug report.
 """
 
 from __future__ import annotations
@@ -63,9 +71,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 if TYPE_CHECKING:
+    from interlace.config import Config
     from interlace.db.provider import PostgresDatabase, PostgresServer
     from interlace.db.supply import DatabaseKind, DatabaseSupply
-    from interlace.explore import Failure
+    from interlace.expectation import Expectation
+    from interlace.outcome import Failure, Problem
+    from interlace.scenario import Scenario
     from interlace.simulations import Simulation
 
 MARKER = "interlace"
@@ -156,6 +167,9 @@ def _settings(config: pytest.Config) -> _Settings:
                 f"--interlace-seed must be a non-negative integer or 'random', got {seed_text!r}"
             )
         seed = int(seed_text)
+    strategy = config.getoption("--interlace-strategy")
+    if strategy is not None:
+        _check_strategy(strategy)
     token = config.getoption("--interlace-replay")
     scenario = None
     if token is not None:
@@ -175,6 +189,16 @@ def _settings(config: pytest.Config) -> _Settings:
         replay=token.strip() if token is not None else None,
         replay_scenario=scenario,
     )
+
+
+def _check_strategy(name: str) -> None:
+    """An unknown strategy stops the session (exit 4), as other bad options do."""
+    from interlace.strategies import by_name  # noqa: PLC0415
+
+    try:
+        by_name(name)
+    except ValueError as error:
+        raise pytest.UsageError(f"--interlace-strategy: {error}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -287,12 +311,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     arguments = {name: pyfuncitem.funcargs[name] for name in inspect.signature(function).parameters}
     scenario = _scenario(pyfuncitem, function, arguments)
     settings = pyfuncitem.config.stash[_SETTINGS]
-    expect_violation = bool(marker.kwargs.get("expect_violation", False))
     if settings.replay is not None:
-        problem = _replay_marked(pyfuncitem, scenario, settings.replay, expect_violation)
+        problem = _replay_marked(pyfuncitem, scenario, settings.replay)
     else:
-        budget = _budget(settings, marker.kwargs)
-        problem = _explore_marked(pyfuncitem, scenario, budget, expect_violation)
+        problem = _explore_marked(
+            pyfuncitem, scenario, _config(pyfuncitem, settings, marker.kwargs)
+        )
     if problem is not None:
         pytest.fail(problem, pytrace=False)
     return True
@@ -314,13 +338,12 @@ def _explore_each_example(
             "example; rerun the test, hypothesis replays the failing example first",
             pytrace=False,
         )
-    expect_violation = bool(marker.kwargs.get("expect_violation", False))
-    budget = _budget(settings, marker.kwargs)
+    config = _config(item, settings, marker.kwargs)
 
     @functools.wraps(function)
     def explore_example(*args: Any, **kwargs: Any) -> None:
         scenario = _scenario(item, function, kwargs, args)
-        problem = _explore_marked(item, scenario, budget, expect_violation, replayable=False)
+        problem = _explore_marked(item, scenario, config, replayable=False)
         if problem is not None:
             raise InterlaceExampleFailed(problem)
 
@@ -332,7 +355,7 @@ def _scenario(
     function: Callable[..., Any],
     arguments: Mapping[str, Any],
     positional: tuple[Any, ...] = (),
-) -> Any:
+) -> Scenario:
     from interlace.scenario import Scenario  # noqa: PLC0415
 
     async def body() -> object:
@@ -342,79 +365,90 @@ def _scenario(
     return Scenario(body=body, name=marked_scenario_name(item))
 
 
-def _budget(settings: _Settings, marked: Mapping[str, Any]) -> Any:
-    from interlace.runner import Budget  # noqa: PLC0415
+def _config(item: pytest.Item, settings: _Settings, marked: Mapping[str, Any]) -> Config:
+    """The run's ``Config``: an option wins over the marker, the marker over defaults."""
+    from interlace._core.errors import UsageError  # noqa: PLC0415
+    from interlace.config import Config  # noqa: PLC0415
 
     def pick(option: Any, keyword: str, default: Any) -> Any:
         if option is not None:
             return option
         return marked.get(keyword, default)
 
-    return Budget(
-        schedules=pick(settings.schedules, "schedules", DEFAULT_SCHEDULES),
-        strategy=pick(settings.strategy, "strategy", DEFAULT_STRATEGY),
-        seed=pick(settings.seed, "seed", settings.session_seed),
-    )
+    try:
+        return Config(
+            schedules=pick(settings.schedules, "schedules", DEFAULT_SCHEDULES),
+            strategy=pick(settings.strategy, "strategy", DEFAULT_STRATEGY),
+            seed=pick(settings.seed, "seed", settings.session_seed),
+        )
+    except UsageError as error:
+        pytest.fail(f"{item.nodeid}: @pytest.mark.{MARKER}: {error}", pytrace=False)
+
+
+def _expectation(item: pytest.Item) -> Expectation:
+    from interlace._core.errors import UsageError  # noqa: PLC0415
+    from interlace.expectation import Expectation  # noqa: PLC0415
+
+    marker = item.get_closest_marker(MARKER)
+    expected = False if marker is None else marker.kwargs.get("expect_violation", False)
+    try:
+        return Expectation.of(expected)
+    except UsageError as error:
+        pytest.fail(f"{item.nodeid}: @pytest.mark.{MARKER}: {error}", pytrace=False)
 
 
 def _explore_marked(
-    item: pytest.Function, scenario: Any, budget: Any, expect: bool, *, replayable: bool = True
+    item: pytest.Function, scenario: Scenario, config: Config, *, replayable: bool = True
 ) -> str | None:
     """Explore; the failure report when the test should fail, else None."""
     from interlace.explore import explore  # noqa: PLC0415
 
-    with _usage_errors_fail(item):
-        report = explore(
-            scenario, strategy=budget.strategy, schedules=budget.schedules, seed=budget.seed
-        )
+    report = explore(scenario, config)
+    if report.problem is not None:
+        _fail_with_problem(report.problem)
     failure = report.failure
     _record(item, report.schedules_run, report.distinct_interleavings, failure)
     where = (
-        f"{report.schedules_run} of {budget.schedules} schedules "
-        f"({budget.strategy}, seed {budget.seed})"
+        f"{report.schedules_run} of {config.schedules} schedules "
+        f"({config.strategy_name}, seed {config.seed})"
     )
-    if expect:
-        if failure is not None and failure.kind == "invariant":
-            return None
-        found = "no failure" if failure is None else f"another failure: {failure.headline()}"
-        return (
-            f"expected an invariant violation (expect_violation=True), but found {found} "
-            f"in {where}; the test's assertions may have gone blind"
-        )
-    if failure is None:
+    expectation = _expectation(item)
+    judgement = expectation.judge(failure, where)
+    if judgement.ok:
         return None
+    if failure is None:
+        return judgement.message  # a canary that was not caught
+    if expectation.canary:
+        return f"{judgement.message}\n\n{_report(item, failure, where, replayable=replayable)}"
     title = f"interlace found a failing schedule in {where}"
     return _report(item, failure, title, replayable=replayable)
 
 
-def _replay_marked(item: pytest.Function, scenario: Any, token: str, expect: bool) -> str | None:
+def _replay_marked(item: pytest.Function, scenario: Scenario, token: str) -> str | None:
     """Replay the token; the failure report when the test should fail, else None."""
-    from interlace.explore import Failure, replay  # noqa: PLC0415
+    from interlace.explore import replay_report  # noqa: PLC0415
 
-    failure = None
-    with _usage_errors_fail(item):
-        try:
-            replay(scenario, token)
-        except Exception as error:
-            failure = getattr(error, "interlace_failure", None)
-            if not isinstance(failure, Failure):
-                raise
-    if failure is None:
-        return "the replayed schedule passes: expected an invariant violation" if expect else None
-    _record(item, 1, 1, failure)
-    if expect and failure.kind == "invariant":
+    report = replay_report(scenario, token, _config(item, item.config.stash[_SETTINGS], {}))
+    if report.problem is not None:
+        _fail_with_problem(report.problem)
+    failure = report.failure
+    if failure is not None:
+        _record(item, 1, 1, failure)
+    judgement = _expectation(item).judge(failure, "the replayed schedule")
+    if judgement.ok:
         return None
+    if failure is None:
+        return judgement.message
     return _report(item, failure, "the replayed schedule fails")
 
 
-@contextlib.contextmanager
-def _usage_errors_fail(item: pytest.Item) -> Iterator[None]:
-    from interlace._core.errors import TokenError, UsageError  # noqa: PLC0415
+def _fail_with_problem(problem: Problem) -> NoReturn:
+    """A usage or setup error: one short message; an internal error: the bug report."""
+    from interlace.outcome import Outcome  # noqa: PLC0415
 
-    try:
-        yield
-    except (UsageError, TokenError) as error:
-        pytest.fail(f"interlace: {error}", pytrace=False)
+    if problem.outcome is Outcome.INTERNAL_ERROR:
+        pytest.fail(problem.describe(), pytrace=False)
+    pytest.fail(f"interlace: {problem.message}", pytrace=False)
 
 
 def _report(
@@ -478,9 +512,9 @@ class SimulationItem(pytest.Item):
             return
         from interlace.runner import run_simulation  # noqa: PLC0415
 
-        budget = _budget(settings, {})
-        with _usage_errors_fail(self):
-            run = run_simulation(self.simulation, supply, budget)
+        run = run_simulation(self.simulation, supply, _config(self, settings, {}))
+        if run.problem is not None:
+            _fail_with_problem(run.problem)
         if run.report is not None:
             _record(self, run.report.schedules_run, run.report.distinct_interleavings, None)
         if run.failure is not None:
@@ -493,23 +527,22 @@ class SimulationItem(pytest.Item):
         pytest.fail(_report(self, run.failure, title, importable=True), pytrace=False)
 
     def _replay(self, supply: DatabaseSupply | None, token: str) -> None:
-        from interlace.runner import replay_token  # noqa: PLC0415
+        from interlace.explore import replay_report  # noqa: PLC0415
 
-        with _usage_errors_fail(self):
-            failure, stale = replay_token(self.simulation, supply, token)
-        if stale is not None:
-            pytest.fail(f"interlace: {stale}", pytrace=False)
+        scenario = self.simulation.scenario(supply)
+        report = replay_report(scenario, token, _config(self, self.config.stash[_SETTINGS], {}))
+        if report.problem is not None:
+            _fail_with_problem(report.problem)
+        failure = report.failure
+        if failure is not None:
+            _record(self, 1, 1, failure)
+        judgement = self.simulation.expectation.judge(failure, "the replayed schedule")
+        if judgement.ok:
+            return
         if failure is None:
-            if self.simulation.canary:
-                pytest.fail(
-                    "the replayed schedule passes: the canary's violation is gone", pytrace=False
-                )
-            return
-        _record(self, 1, 1, failure)
-        if self.simulation.canary and self.simulation.expects(failure):
-            return
-        report = _report(self, failure, "the replayed schedule fails", importable=True)
-        pytest.fail(report, pytrace=False)
+            pytest.fail(judgement.message, pytrace=False)
+        report_text = _report(self, failure, "the replayed schedule fails", importable=True)
+        pytest.fail(report_text, pytrace=False)
 
     def _supply(self) -> DatabaseSupply | None:
         if self.database is None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from interlace.outcome import SimulationRun, Verdict
 from interlace.report.failure import failure_report, interlace_replay_command
-from interlace.runner import SimulationRun, Verdict
 
 _HEADERS = ("simulation", "schedules", "interleavings", "verdict", "time")
 
@@ -48,17 +48,23 @@ def totals(runs: Sequence[SimulationRun]) -> str:
     """``8 simulation runs: 5 passed, 2 caught as expected, 1 failed``."""
     passed = sum(1 for r in runs if r.verdict is Verdict.PASSED)
     caught = sum(1 for r in runs if r.verdict is Verdict.CAUGHT)
-    failed = sum(1 for r in runs if not r.ok)
+    failed = sum(1 for r in runs if not r.ok and r.problem is None)
+    errors = sum(1 for r in runs if r.problem is not None)
     noun = "run" if len(runs) == 1 else "runs"
-    return (
+    text = (
         f"{len(runs)} simulation {noun}: {passed} passed, {caught} caught as expected, "
         f"{failed} failed"
     )
+    return text + (f", {errors} could not run" if errors else "")
 
 
 def explain(run: SimulationRun) -> str:
-    """What a failing run found, or what a caught canary found, with its token."""
+    """What a failing run found, what a caught canary found (with its token), or the problem."""
     lines = [f"{run.scenario}: {run.verdict.value}", f"  {run.message}"]
+    if run.problem is not None:
+        details = run.problem.describe().splitlines()[1:]
+        lines.extend(f"  {line}" if line else "" for line in details)
+        return "\n".join(lines)
     failure = run.failure
     if failure is None:
         return "\n".join(lines)
