@@ -180,11 +180,16 @@ class ScheduleRunner:
             # failure of interlace itself (while unwinding the schedule, for example).
             if self.loop.director is director:
                 self.loop.director = None  # let the resource close on a plain loop
-            token = self.token(strategy.name, seed, director.trace())
-            problem = schedule_problem(escaped, Outcome.INTERNAL_ERROR, self.scenario.name, token)
-            return ScheduleResult(
-                director.trace(), Outcome.INTERNAL_ERROR, escaped, problem=problem
+            # A strategy's TokenError (a replayed token that ran out) or a misuse is said
+            # as such; anything else is interlace's own bug.
+            kind = (
+                Outcome.USAGE_ERROR
+                if isinstance(escaped, TokenError | UsageError)
+                else Outcome.INTERNAL_ERROR
             )
+            token = self.token(strategy.name, seed, director.trace())
+            problem = schedule_problem(escaped, kind, self.scenario.name, token)
+            return ScheduleResult(director.trace(), kind, escaped, problem=problem)
         if first is None:
             first = self._first
         self._first = False
