@@ -49,7 +49,7 @@ import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from interlace._core.trace import Decision, Trace
 from interlace.strategies.base import Candidate, Strategy
@@ -144,7 +144,9 @@ async def shrink(
     Without a budget, the floor: ``ShrinkBudget.after_finding(0.0)``. The engine
     passes ``ShrinkBudget.after_finding(seconds it spent finding the failure)``.
     """
-    shrinker = _Shrinker(trace, error, run, budget or ShrinkBudget.after_finding(0.0))
+    if budget is None:
+        budget = ShrinkBudget.after_finding(0.0)
+    shrinker = _Shrinker(trace, error, run, budget)
     stopped: str | None = None
     try:
         await shrinker.shrink()
@@ -175,7 +177,7 @@ class _Shrinker:
         self.seen = _Seen()
         self.seen.add(trace, error)
         # a guided list whose run deviated from it is not in ``seen`` under that list
-        self.edits_run: dict[tuple[int, ...], tuple[Trace, BaseException | None]] = {}
+        self.edits_run: dict[tuple[int, ...], Outcome] = {}
         self.plans_run: set[tuple[object, ...]] = set()
 
     async def shrink(self) -> None:
@@ -439,28 +441,56 @@ class SwitchPlan:
         return runnable[min(range(len(runnable)), key=rank)]
 
 
-@dataclass
 class _Seen:
-    """Schedules already run: a guided list of choices that would rerun one is not run."""
+    """Schedules already run, in a trie of their choices.
 
-    #: (choices, first step of its non-preemptive tail, trace, failure)
-    runs: list[tuple[tuple[int, ...], int, Trace, BaseException | None]] = field(
-        default_factory=list
-    )
+    A guided list of choices reruns a known schedule when it agrees with that
+    schedule's choices and the schedule made the guide's own choices (never
+    preempt, else the first task) from the end of the list on: its outcome is
+    then known without a run.
+    """
+
+    def __init__(self) -> None:
+        self.root = _Node()
 
     def add(self, trace: Trace, failure: BaseException | None) -> None:
-        choices = tuple(d.task_index for d in trace.decisions)
-        self.runs.append((choices, _guided_tail(trace), trace, failure))
+        outcome = (trace, failure)
+        tail = _guided_tail(trace)
+        node = self.root
+        for depth, decision in enumerate(trace.decisions):
+            if depth >= tail and node.known is None:
+                node.known = outcome
+            node = node.children.setdefault(decision.task_index, _Node())
+        node.known = node.known or outcome
+        node.ended = node.ended or outcome
 
-    def outcome_of(self, preferences: Sequence[int]) -> tuple[Trace, BaseException | None] | None:
+    def outcome_of(self, preferences: Sequence[int]) -> Outcome | None:
         """The outcome of the guided run of ``preferences``, when it is known."""
-        wanted = tuple(preferences)
-        for choices, tail, trace, failure in self.runs:
-            # the guide follows every preference (each was this schedule's choice),
-            # and past the preferences this schedule made the guide's own choices
-            if len(wanted) >= tail and wanted[: len(choices)] == choices[: len(wanted)]:
-                return trace, failure
-        return None
+        node = self.root
+        for choice in preferences:
+            if node.ended is not None:
+                return node.ended  # that schedule ended here: the rest of the list is unused
+            child = node.children.get(choice)
+            if child is None:
+                return None
+            node = child
+        return node.known
+
+
+Outcome = tuple[Trace, BaseException | None]
+
+
+class _Node:
+    """One choice in ``_Seen``: what follows it, and what is known of guides ending here."""
+
+    __slots__ = ("children", "ended", "known")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Node] = {}
+        #: a schedule through here whose own choices the guide makes from here on
+        self.known: Outcome | None = None
+        #: a schedule that ended here
+        self.ended: Outcome | None = None
 
 
 def _guided_tail(trace: Trace) -> int:
