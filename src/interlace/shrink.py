@@ -111,7 +111,9 @@ class ShrinkBudget:
         """The cap that stopped a shrink, as the report says it."""
         if runs_out:
             return f"its run budget of {self.max_runs} runs"
-        return f"its time budget of {self.seconds:.1f} s"
+        # 4.0 s, 0.05 s: a sub-second budget keeps its digits
+        seconds = f"{self.seconds:.1f}" if self.seconds >= 1 else f"{self.seconds:.2g}"
+        return f"its time budget of {seconds} s"
 
 
 @dataclass(frozen=True)
@@ -178,15 +180,15 @@ class _Shrinker:
         self.seen.add(trace, error)
         # a guided list whose run deviated from it is not in ``seen`` under that list
         self.edits_run: dict[tuple[int, ...], Outcome] = {}
-        self.plans_run: set[tuple[object, ...]] = set()
+        self.plans_run: set[tuple[Switch, ...]] = set()
 
     async def shrink(self) -> None:
         while True:
             # after every smaller schedule, its own plans first: its switches are others
             if (
-                await self.keep_one_switch(moved=False)
+                await self.keep_one_switch(farthest=1)
                 or await self.drop_switches()
-                or await self.keep_one_switch(moved=True)
+                or await self.keep_one_switch(farthest=len(self.best.decisions))
             ):
                 continue
             # with one preemption left, the search below covers what the edits could find
@@ -234,21 +236,24 @@ class _Shrinker:
             raise _OutOfBudget(self.budget.describe(runs_out=False))
 
     async def attempt_plan(self, switches: Sequence[Switch]) -> bool:
-        """Run the switch plan of ``switches`` over the best schedule's order, once."""
-        order = _event_order(self.best)
-        key = (tuple(switches), tuple(order.items()))
-        if key in self.plans_run:
-            return False
-        self.plans_run.add(key)
-        return await self.attempt(SwitchPlan(switches, order))
+        """Run the switch plan of ``switches`` over the best schedule's order, once.
 
-    async def keep_one_switch(self, *, moved: bool) -> bool:
+        Once: a smaller schedule suggests many of the same switches again, and its
+        order differs from the last one's only where the plans rarely go.
+        """
+        plan = tuple(switches)
+        if plan in self.plans_run:
+            return False
+        self.plans_run.add(plan)
+        return await self.attempt(SwitchPlan(plan, _event_order(self.best)))
+
+    async def keep_one_switch(self, farthest: int) -> bool:
         """Step 1a: the plan with no switch, then those with one of the best schedule's
-        switches (``moved``: also each switch moved by a few steps)."""
+        switches, moved by at most ``farthest`` steps of the task it preempts."""
         if await self.attempt_plan(()):
             return True
         if self.best.preemptions > 1:
-            for switch in _one_switch_plans(self.best, moved=moved):
+            for switch in _one_switch_plans(self.best, farthest):
                 if await self.attempt_plan((switch,)):
                     return True
         return False
@@ -337,11 +342,11 @@ def _preemptions(trace: Trace) -> Iterator[tuple[Switch, list[Point], int]]:
         yield Switch(away, point, ran, decision.task, decision.label), points, ran
 
 
-def _one_switch_plans(trace: Trace, *, moved: bool) -> list[Switch]:
+def _one_switch_plans(trace: Trace, farthest: int) -> list[Switch]:
     """The single switches ``trace`` suggests, the most likely first.
 
-    First each of its own switches; with ``moved``, then each moved by one step
-    of the task it preempts (later, then earlier), then by two, ...: the bug's
+    First each of its own switches; then each moved by one step of the task it
+    preempts (later, then earlier), then by two, ... up to ``farthest``: the bug's
     one preemption is often one of the found schedule's switches, made a little
     later or earlier. Alone in a plan, a switch goes to its task wherever that
     task is parked by then: the other switches that brought it there are gone.
@@ -351,7 +356,7 @@ def _one_switch_plans(trace: Trace, *, moved: bool) -> list[Switch]:
     for switch, _points_of_away, _index in found:
         plans.setdefault(dataclasses.replace(switch, to_label=None), None)
     longest = max((len(points) for _switch, points, _index in found), default=0)
-    for distance in range(1, longest if moved else 1):
+    for distance in range(1, min(longest, farthest + 1)):
         for switch, points, index in found:
             for point in (index + distance, index - distance):
                 if 1 <= point < len(points):  # point 0: the task has not run yet
@@ -444,10 +449,11 @@ class SwitchPlan:
 class _Seen:
     """Schedules already run, in a trie of their choices.
 
-    A guided list of choices reruns a known schedule when it agrees with that
-    schedule's choices and the schedule made the guide's own choices (never
-    preempt, else the first task) from the end of the list on: its outcome is
-    then known without a run.
+    The outcome of a guided list of choices is known without a run when the
+    guide, walking the trie, makes a known schedule's choices: each preferred
+    task where it is runnable, its own choice (never preempt, else the first
+    task) where it is not, and from the end of the list on its own choices
+    only, which the schedule must have made too.
     """
 
     def __init__(self) -> None:
@@ -456,37 +462,54 @@ class _Seen:
     def add(self, trace: Trace, failure: BaseException | None) -> None:
         outcome = (trace, failure)
         tail = _guided_tail(trace)
+        index_of = {d.task: d.task_index for d in trace.decisions}
         node = self.root
         for depth, decision in enumerate(trace.decisions):
             if depth >= tail and node.known is None:
                 node.known = outcome
+            if node.runnable is None and all(name in index_of for name in decision.runnable):
+                node.runnable = tuple(index_of[name] for name in decision.runnable)
             node = node.children.setdefault(decision.task_index, _Node())
         node.known = node.known or outcome
         node.ended = node.ended or outcome
 
     def outcome_of(self, preferences: Sequence[int]) -> Outcome | None:
         """The outcome of the guided run of ``preferences``, when it is known."""
-        node = self.root
-        for choice in preferences:
+        node, last = self.root, None
+        for wanted in preferences:
             if node.ended is not None:
                 return node.ended  # that schedule ended here: the rest of the list is unused
-            child = node.children.get(choice)
+            choice = _guided_choice(node, wanted, last)
+            child = node.children.get(choice) if choice is not None else None
             if child is None:
                 return None
-            node = child
+            node, last = child, choice
         return node.known
+
+
+def _guided_choice(node: _Node, wanted: int, last: int | None) -> int | None:
+    """What the guide runs at ``node`` when it prefers ``wanted`` (None: not known)."""
+    if wanted in node.children:  # a schedule ran it here, so it is runnable here
+        return wanted
+    if node.runnable is None:
+        return None
+    if wanted in node.runnable:
+        return wanted
+    return last if last in node.runnable else node.runnable[0]
 
 
 Outcome = tuple[Trace, BaseException | None]
 
 
 class _Node:
-    """One choice in ``_Seen``: what follows it, and what is known of guides ending here."""
+    """One step in ``_Seen``: the choices made after it, and what is known there."""
 
-    __slots__ = ("children", "ended", "known")
+    __slots__ = ("children", "ended", "known", "runnable")
 
     def __init__(self) -> None:
         self.children: dict[int, _Node] = {}
+        #: the runnable tasks' indices at this step, in creation order (None: not known)
+        self.runnable: tuple[int, ...] | None = None
         #: a schedule through here whose own choices the guide makes from here on
         self.known: Outcome | None = None
         #: a schedule that ended here
