@@ -82,7 +82,7 @@ def known_bugs(postgres_url: str | None = None) -> list[Bug]:
         server = PostgresServer(postgres_url, "INTERLACE_POSTGRES_URL", url_is_local(postgres_url))
         supply = PostgresSupply(server)
         for key, simulation, minimum in (
-            ("editor-pg", identical.two_processes_pre_fix, 1),
+            ("editor-pg", identical.two_processes_pre_fix, 0),
             ("lost-message-pg", identical.two_processes_pre_fix_lost_message, 1),
         ):
             scenario = simulation.scenario(supply, Observations())

@@ -3,43 +3,57 @@
 A schedule found by a random walk or PCT switches tasks far more often than
 the bug needs. The shrinker reruns simpler schedules and keeps one when it
 still fails the same way and is smaller: first fewer preemptions, then fewer
-decisions. In order:
+decisions. "The same way" is the failure's signature: the exception type and
+its message with numbers masked (``balance is 70`` and ``balance is 50`` are
+the same lost update).
 
-1. **keep a few of its switches** (``SwitchPlan``): run the schedule that
-   makes none of the failing schedule's preemptions, then each that makes
-   only one of them, then two, ...; the free choices (after a task blocked
-   or ended) follow the failing schedule's order. A switch is aligned on
-   what the tasks are doing, not on the step number: "when P, having run
-   from ``label`` k times, could go on, run T parked at ``label'``". Edits by
-   step number shift every later step, so dropping one preemption of five
-   often lands on a schedule unrelated to the bug; keeping the one switch the
-   bug needs does not. A bug that needs one preemption is found in at most
-   about as many runs as the found schedule has preemptions.
-2. **edit the choice list** (``GuidedStrategy``: follow the edited choices
-   where they fit, never preempt otherwise): drop one preemption, keep a
-   prefix only, move one switch to a later step. These shorten the schedule
-   (fewer decisions) and leave local minima of 1.
-3. **search every schedule with fewer preemptions** (preemption-bounded
-   DFS, deepening from 0) with what is left of the budget: the free choices
-   of a smaller failing schedule may differ (start the other request first).
-   Its first failing schedule has the fewest preemptions; when it finds one,
-   or runs to the end without a find, the result is *minimal*: every
-   schedule with fewer preemptions was run and none fails this way. Step 2
-   then shortens it.
+Switches, not steps. A preemption of the failing schedule is kept as a
+``Switch`` aligned on what the tasks do: "when P, parked at ``label`` for the
+k-th time, could go on, run T". Editing a list of choices by step number
+shifts every later step, so dropping one preemption of five often lands on a
+schedule unrelated to the bug, and half the seeds of a real service stopped
+at 2-5 preemptions where one was enough. A ``SwitchPlan`` runs never
+preempting except for its switches, in order; where a task blocked or ended
+it picks the task whose next step came first in the failing schedule, so the
+order of requests is kept. The steps, each restarted from every smaller
+schedule found:
 
-"The same way" is the failure's signature: the exception type and its
-message with numbers masked (``balance is 70`` and ``balance is 50`` are the
-same lost update).
+1. **one switch**: the plan with no switch, then each of the failing
+   schedule's switches alone, then each moved by one step of the task it
+   preempts (later, then earlier). Most bugs need one preemption, and it is
+   one of the found schedule's switches, or next to one: it is found in
+   about as many runs as the found schedule has preemptions, times three.
+2. **drop switches**: the plans that keep all switches but one, greedily
+   (fewer each time a plan fails the same way): for bugs that need several.
+3. **one switch, moved further**: each switch moved by 2, 3, ... steps.
+4. **edit the choice list** (``GuidedStrategy``: follow the choices where
+   they fit, never preempt otherwise), while more than one preemption is
+   left: drop one preemption, swap two neighbouring runs of steps, join a
+   task's two runs, keep a prefix, move one switch to a later step. These
+   leave the local minima of the plans (a bug of three preemptions found
+   with nine).
+5. **search every schedule with fewer preemptions** (preemption-bounded DFS,
+   deepening from 0) with what is left of the budget: a smaller failing
+   schedule may make other free choices (start the other request first).
+   Its first find has the fewest preemptions. When it finds one, or runs to
+   the end without a find, the result is *minimal*: every schedule with
+   fewer preemptions was run and none fails this way. Only then; a search
+   cut short by the budget claims nothing.
+6. **fewer decisions**: keep a prefix of the choices, the rest without
+   preemption.
 
-Budget: a number of runs and a number of seconds (``ShrinkBudget``); by
-default about the time it took to find the failure, at least
-``FLOOR_SECONDS`` and at most ``CAP_SECONDS``. Time only decides *when* to
-stop, never *what* is tried next: the order of attempts depends on the
-failing trace alone, so with an ample budget the result is a function of the
-input. ``Shrunk.stopped`` says which cap stopped it, if any.
+A schedule is a function of its choices, so no list of choices is run whose
+schedule is already known (``_Seen``, a trie of every schedule run), and no
+plan is run twice.
 
-A schedule is a function of its choices, so a list of choices whose schedule
-has already been run is not run again (``_Seen``).
+Budget: a number of runs and a number of seconds (``ShrinkBudget``); the
+engine passes ``ShrinkBudget.after_finding(seconds spent finding)``: about
+that long, at least ``FLOOR_SECONDS`` and ``MIN_RUNS`` runs (the first runs
+are the likely ones: on a loaded machine they must not be cut short), never
+more than ``CAP_SECONDS``. Time only
+decides *when* to stop, never *what* is tried next: the order of attempts
+depends on the failing trace alone, so with an ample budget the result is a
+function of the input. ``Shrunk.stopped`` names the cap that stopped it.
 """
 
 from __future__ import annotations
@@ -68,6 +82,10 @@ CAP_SECONDS = 60.0
 # Runs when the caller sets none: fast scenarios hit the time budget after about this
 # many; the bound keeps a shrink of a sub-millisecond scenario from running 60 s.
 DEFAULT_MAX_RUNS = 2000
+# Runs made even past the time budget (never past the cap): a bug of one preemption
+# found with up to four is shrunk to it within this many (bench/shrink.py: 2-7 runs on
+# the PostgreSQL lost message), whether the machine is idle or loaded 5x.
+MIN_RUNS = 12
 
 #: runs one schedule with the given strategy; returns its trace and failure (None: passed)
 RunSchedule = Callable[[Strategy], Awaitable[tuple[Trace, BaseException | None]]]
@@ -87,13 +105,18 @@ def size(trace: Trace) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class ShrinkBudget:
-    """How long shrinking may take: whichever of the two runs out first stops it."""
+    """How long shrinking may take: it stops at ``max_runs`` runs, or when ``seconds``
+    have passed, but not before ``min_runs`` runs unless ``cap_seconds`` have passed."""
 
     max_runs: int
     seconds: float
+    #: runs made even when ``seconds`` are spent: the ones most likely to shrink
+    min_runs: int = 0
+    #: the time never exceeded, not even for ``min_runs`` (None: ``seconds``)
+    cap_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_runs < 0 or self.seconds < 0:
+        if min(self.max_runs, self.seconds, self.min_runs, self.cap_seconds or 0) < 0:
             raise ValueError(f"a shrink budget cannot be negative: {self}")
 
     @staticmethod
@@ -103,17 +126,30 @@ class ShrinkBudget:
         max_runs: int = DEFAULT_MAX_RUNS,
         cap_seconds: float = CAP_SECONDS,
     ) -> ShrinkBudget:
-        """About the time spent finding the failure: at least FLOOR_SECONDS, at most the cap."""
-        floor = min(FLOOR_SECONDS, cap_seconds)
-        return ShrinkBudget(max_runs, min(cap_seconds, max(floor, find_seconds)))
+        """About the time spent finding the failure: at least FLOOR_SECONDS and
+        MIN_RUNS runs, never more than ``cap_seconds``."""
+        seconds = min(cap_seconds, max(FLOOR_SECONDS, find_seconds))
+        return ShrinkBudget(max_runs, seconds, min(MIN_RUNS, max_runs), cap_seconds)
 
-    def describe(self, runs_out: bool) -> str:
-        """The cap that stopped a shrink, as the report says it."""
-        if runs_out:
+    @property
+    def cap(self) -> float:
+        return self.seconds if self.cap_seconds is None else max(self.seconds, self.cap_seconds)
+
+    def spent(self, runs: int, elapsed: float) -> str | None:
+        """None while the budget lasts, else the cap that stops a shrink, as the report
+        says it: ``its run budget of 300 runs``, ``its time budget of 4.0 s``."""
+        if runs >= self.max_runs:
             return f"its run budget of {self.max_runs} runs"
-        # 4.0 s, 0.05 s: a sub-second budget keeps its digits
-        seconds = f"{self.seconds:.1f}" if self.seconds >= 1 else f"{self.seconds:.2g}"
-        return f"its time budget of {seconds} s"
+        if elapsed >= self.cap:
+            return f"its time budget of {_seconds(self.cap)}"
+        if elapsed >= self.seconds and runs >= self.min_runs:
+            return f"its time budget of {_seconds(self.seconds)}"
+        return None
+
+
+def _seconds(value: float) -> str:
+    """4.0 s, 0.05 s: a sub-second budget keeps its digits."""
+    return f"{value:.1f} s" if value >= 1 else f"{value:.2g} s"
 
 
 @dataclass(frozen=True)
@@ -230,10 +266,9 @@ class _Shrinker:
         return self.accept(*outcome)
 
     def check_budget(self) -> None:
-        if self.runs >= self.budget.max_runs:
-            raise _OutOfBudget(self.budget.describe(runs_out=True))
-        if time.monotonic() - self.started >= self.budget.seconds:
-            raise _OutOfBudget(self.budget.describe(runs_out=False))
+        spent = self.budget.spent(self.runs, time.monotonic() - self.started)
+        if spent is not None:
+            raise _OutOfBudget(spent)
 
     async def attempt_plan(self, switches: Sequence[Switch]) -> bool:
         """Run the switch plan of ``switches`` over the best schedule's order, once.

@@ -38,6 +38,7 @@ from interlace.scenario import as_scenario
 from interlace.shrink import (
     CAP_SECONDS,
     FLOOR_SECONDS,
+    MIN_RUNS,
     RunSchedule,
     ShrinkBudget,
     Shrunk,
@@ -165,6 +166,20 @@ def test_a_failure_found_fast_gets_the_floor_and_a_slow_one_the_cap() -> None:
     assert ShrinkBudget.after_finding(30.0, cap_seconds=5.0).seconds == 5.0
     assert ShrinkBudget.after_finding(0.0, cap_seconds=0.5).seconds == 0.5
     assert ShrinkBudget.after_finding(1.0, max_runs=7).max_runs == 7
+    assert ShrinkBudget.after_finding(1.0).min_runs == MIN_RUNS
+    assert ShrinkBudget.after_finding(1.0, cap_seconds=9.0).cap == 9.0
+
+
+def test_the_first_runs_are_made_past_the_time_budget_but_never_past_the_cap() -> None:
+    found = find(four_inside, 1)
+    budget = ShrinkBudget(max_runs=1000, seconds=0.0, min_runs=5, cap_seconds=CAP_SECONDS)
+    shrunk = shrink_found(found, budget)
+    assert shrunk.runs == 5
+    assert shrunk.stopped == "its time budget of 0 s"
+    capped = ShrinkBudget(max_runs=1000, seconds=0.0, min_runs=100_000, cap_seconds=0.05)
+    shrunk = shrink_found(found, capped)
+    assert shrunk.stopped == "its time budget of 0.05 s"
+    assert shrunk.elapsed < 2.0
 
 
 def test_a_tiny_time_budget_says_the_shrinker_stopped_at_it() -> None:
