@@ -207,8 +207,10 @@ async def _shrink(
             return rerun.trace, None
         return rerun.trace, rerun.error if rerun.outcome.is_finding else None
 
-    budget = ShrinkBudget(
-        max_runs=config.shrink_runs, seconds=config.shrink_budget_seconds(found_in)
+    budget = (
+        ShrinkBudget.after_finding(found_in, max_runs=config.shrink_runs)
+        if config.shrink_seconds is None
+        else ShrinkBudget(max_runs=config.shrink_runs, seconds=config.shrink_seconds)
     )
     shrunk = await shrink_schedule(result.trace, result.error, run_once, budget)
     if problems:
