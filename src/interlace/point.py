@@ -1,11 +1,11 @@
-"""``interlace.point`` and ``interlace.always``: hooks that app and scenario code call."""
+"""``point``, ``always``, ``label_task``: hooks that app and scenario code call."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-from interlace._core import ControlledLoop
+from interlace._core import ControlledLoop, Controller
 
 
 async def point(label: str) -> None:
@@ -43,3 +43,38 @@ def always(check: Callable[[], object]) -> None:
         return
     if isinstance(loop, ControlledLoop) and loop.director is not None:
         loop.director.add_check(check)
+
+
+def label_task(name: str) -> None:
+    """Name the current simulated task in reports (``web-1 POST /chat``); a no-op outside one.
+
+    A world helper calls it at the start of the task that runs a request, so
+    the interleaving table heads that task's column with what the request is
+    instead of its structural name (``T3``, still shown beneath it). Tasks the
+    request creates show it too, unless they are labelled themselves. The name
+    is display metadata: it never changes a decision, a label or a token.
+    """
+    director = _director()
+    if director is not None:
+        director.label_task(name)
+
+
+def mark(phase: str) -> None:
+    """Record that ``phase`` of the schedule begins at the next decision (reports only).
+
+    The engine marks ``"invariants"`` in the root task once the body has
+    returned, so reports can fold away the final invariant checks' own reads.
+    """
+    director = _director()
+    if director is not None:
+        director.mark(phase)
+
+
+def _director() -> Controller | None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    if isinstance(loop, ControlledLoop):
+        return loop.director
+    return None
