@@ -147,9 +147,9 @@ from interlace._core import (
     WaitKind,
     attach_outside_waits,
     detach_outside_waits,
+    label_task,
     outside_waits_of,
 )
-from interlace.point import label_task
 
 __all__ = [
     "Candidate",

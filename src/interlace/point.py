@@ -1,4 +1,4 @@
-"""``point``, ``always``, ``label_task``: hooks that app and scenario code call."""
+"""``interlace.point`` and ``interlace.always``: hooks that app and scenario code call."""
 
 from __future__ import annotations
 
@@ -43,20 +43,6 @@ def always(check: Callable[[], object]) -> None:
         return
     if isinstance(loop, ControlledLoop) and loop.director is not None:
         loop.director.add_check(check)
-
-
-def label_task(name: str) -> None:
-    """Name the current simulated task in reports (``web-1 POST /chat``); a no-op outside one.
-
-    A world helper calls it at the start of the task that runs a request, so
-    the interleaving table heads that task's column with what the request is
-    instead of its structural name (``T3``, still shown beneath it). Tasks the
-    request creates show it too, unless they are labelled themselves. The name
-    is display metadata: it never changes a decision, a label or a token.
-    """
-    director = _director()
-    if director is not None:
-        director.label_task(name)
 
 
 def mark(phase: str) -> None:

@@ -34,6 +34,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from interlace._core.loop import ControlledLoop
+
 ROOT_NAME = "main"
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 # tasks whose coroutine is defined here are the framework's own, not the app's
@@ -157,6 +159,23 @@ class TaskRegistry:
         seen = self._used_names.get(name, 0) + 1
         self._used_names[name] = seen
         return name if seen == 1 else f"{name}#{seen}"
+
+
+def label_task(name: str) -> None:
+    """Name the current simulated task in reports (``web-1 POST /chat``); a no-op outside one.
+
+    A world helper calls it at the start of the task that runs a request, so
+    the interleaving table heads that task's column with what the request is
+    instead of its structural name (``T3``, still shown beneath it). Tasks the
+    request creates show it too, unless they are labelled themselves. The name
+    is display metadata: it never changes a decision, a label or a token.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if isinstance(loop, ControlledLoop) and loop.director is not None:
+        loop.director.label_task(name)
 
 
 def _is_internal(task: asyncio.Task[Any]) -> bool:
