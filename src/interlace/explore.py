@@ -351,7 +351,9 @@ def raise_for(report: ReplayReport) -> Trace:
         raise UsageError(report.problem.message) from error
     if report.failure is not None:
         error = report.failure.exception
-        error.add_note(interleaving_table(report.failure.trace))
+        error.add_note(
+            interleaving_table(report.failure.trace, full_hint="interlace replay TOKEN --full")
+        )
         error.add_note(f"token: {report.failure.token}")
         raise error
     assert report.trace is not None
