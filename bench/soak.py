@@ -1,26 +1,22 @@
 """Soak: thousands of editor-chat schedules, watching for internal errors and leaks.
 
-Explores the passing (non-canary) editor-chat simulations round robin, in explorations of a
-few hundred schedules each (seeds 0, 1, 2, ...; portfolio strategy), until N schedules have
-run; ``on_schedule`` counts every explored schedule by its outcome. The world (engine, pool,
-lock monitor) lives across the schedules of one exploration, which is where leaks show.
-At the start, after the warm-up (200 schedules), every 1000 schedules, at the last schedule
-and after everything closed it prints:
+Explores the passing (non-canary) editor-chat simulations round robin until N schedules
+have run, in explorations of a few hundred schedules (portfolio, seeds 0, 1, ...): the
+world (engine, pool, lock monitor) lives across one exploration's schedules, where leaks
+show. ``on_schedule`` counts every schedule by outcome. At the start, after the warm-up
+(200 schedules), every 1000, at the last schedule and after everything closed it prints
+RSS and threads (Python's / the kernel's, /proc/self/status), open fds, and connections:
+SQLite, fds open on this run's files (``interlace-sim-*/simulation.db*``); PostgreSQL,
+pg_stat_activity's backends on this process's databases (named ``interlace_sim_<pid>_*``:
+no other user's backend, nor the probe's own), and how many such databases exist.
 
-- RSS (VmRSS) and threads (Python's and the kernel's) from /proc/self/status, open fds;
-- database connections: SQLite, fds open on this run's simulation files
-  (``interlace-sim-*/simulation.db*``); PostgreSQL, backends in pg_stat_activity connected
-  to this process's simulation databases (their names carry our pid,
-  ``interlace_sim_<pid>_*``: neither other users' backends nor the probe's own count), and
-  how many such databases exist (one per open exploration, none after).
-
-``--neighbour`` runs one CPU-burning process per core at normal priority (contention, the
-point); ``--switch-interval 1e-6`` makes the interpreter switch threads very often, to
-provoke races between the loop and aiosqlite's threads; ``--one-exploration`` runs one
-exploration of identical.two_processes on SQLite (memory flat within 5 MB over 10,000
-schedules?). Exit 0 only with no internal or usage error, no finding, no simulation file or
-connection left open after the end, and (``--check-memory MB``) RSS growth after the warm-up
-below MB; ``--record`` writes a row of the soak table in bench/RESULTS.md.
+``--neighbour``: a CPU-burning process per core at normal priority (contention is the
+point). ``--switch-interval 1e-6``: thread switches very often, to provoke races with
+aiosqlite's threads. ``--one-exploration``: one exploration of identical.two_processes on
+SQLite (is memory flat within 5 MB over 10,000 schedules?). Exit 1 on any internal or
+usage error or finding, a file, connection or database left open after the end, or
+(``--check-memory MB``) RSS growth after the warm-up of MB or more. ``--record``: a row
+of the soak table in bench/RESULTS.md (the same command's row is replaced).
 
     PYTHONPATH=src:. .venv/bin/python bench/soak.py [--schedules 1000] [--db sqlite|postgres|both]
         [--neighbour] [--switch-interval 1e-6] [--one-exploration] [--check-memory MB] [--record]
@@ -57,6 +53,17 @@ from results import RESULTS, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP, EVERY = 200, 1000
+INTRO = (
+    "## Soak (bench/soak.py)\n\nThe editor-chat simulations (non-canaries) round robin, "
+    "or one long exploration; `--neighbour`: a CPU-burning process per core at normal "
+    f"priority. RSS (MB) at the start, after {WARM_UP} schedules and at the last one; "
+    "threads (Python/kernel) and fds at the start and after everything closed; connections "
+    "(SQLite files open, PostgreSQL backends on this process's databases) at the start, "
+    f"the last schedule and after. Python {platform.python_version()}, {os.cpu_count()} "
+    "cores shared with other work.\n\nRerun: the command, with `--record`."
+)
+COLUMNS = ("RSS start / warm / end", "RSS growth after warm-up", "threads", "fds")
+COLUMNS += ("connections", "seconds", "schedules/s")
 PG_QUERY = (
     "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1), "
     "(SELECT count(*) FROM pg_database WHERE datname LIKE $1)"
@@ -146,6 +153,9 @@ class Soak:
             self.snapshots[label] = shot = snapshot(self.supplies)
             rate = self.run / (time.monotonic() - self.started)
             print(f"{shot.line(label)}  {self.run} schedules, {rate:.1f}/s", flush=True)
+
+    def counts(self) -> str:
+        return ", ".join(f"{self.outcomes[k]} {k.value}" for k in Outcome if self.outcomes[k])
 
     def explored(self, report: ExploreReport, last: Outcome | None) -> None:
         """Keep what an exploration ended on; a setup or close problem has no record: count it."""
@@ -243,27 +253,16 @@ def record(soak: Soak, command: str, elapsed: float, databases: str) -> None:
     )
     growth = memory_growth(soak)
     grew = "-" if growth is None else f"{growth[0]:+.1f} ({growth[1]:+.2f} per 1000)"
-    outcomes = ", ".join(f"{soak.outcomes[k]} {k.value}" for k in Outcome if soak.outcomes[k])
     rows.append(
-        f"| {datetime.now(UTC):%Y-%m-%d} | `{command}` | {databases} | {soak.run} | {outcomes} | "
+        f"| {datetime.now(UTC):%Y-%m-%d} | `{command}` | {databases} | {soak.run} | "
+        f"{soak.counts()} | "
         f"{rss} | {grew} | {first.threads}/{first.os_threads} -> {last.threads}/"
         f"{last.os_threads} | {first.fds} -> {last.fds} | {first.connections} -> "
         f"{shots.get('end', last).connections} -> {last.connections} | {elapsed:.0f} | "
         f"{soak.run / elapsed:.1f} |"
     )
-    write_section(
-        "soak",
-        "## Soak (bench/soak.py)\n\nEditor-chat simulations (non-canaries) explored round robin "
-        "(portfolio, seeds 0, 1, ...), or one long exploration; `--neighbour`: a CPU-burning "
-        "process per core at normal priority. RSS in MB at the start, after the warm-up "
-        f"({WARM_UP} schedules) and at the last schedule; threads Python/kernel and fds at the "
-        "start and after everything closed; connections (SQLite files open, PostgreSQL "
-        "backends of this process's databases) at the start, the last schedule and after. "
-        f"Python {platform.python_version()}, {os.cpu_count()} cores shared with other work.\n\n"
-        "| date | command | databases | schedules | outcomes | RSS start / warm / end | "
-        "RSS growth after warm-up | threads | fds | connections | seconds | schedules/s |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
-    )
+    table = "| date | command | databases | schedules | outcomes | " + " | ".join(COLUMNS)
+    write_section("soak", f"{INTRO}\n\n{table} |\n|{'---|' * 12}\n" + "\n".join(rows))
 
 
 def describe(supply: DatabaseSupply) -> str:
@@ -309,8 +308,7 @@ def main() -> int:
         elapsed = time.monotonic() - soak.started
         soak.snapshots["closed"] = snapshot(supplies)
     print(soak.snapshots["closed"].line("closed"))
-    counts = ", ".join(f"{soak.outcomes[k]} {k.value}" for k in Outcome if soak.outcomes[k])
-    print(f"{soak.run} schedules in {elapsed:.0f} s ({soak.run / elapsed:.1f}/s): {counts}")
+    print(f"{soak.run} schedules in {elapsed:.0f} s ({soak.run / elapsed:.1f}/s): {soak.counts()}")
     growth = memory_growth(soak)
     if growth is not None:
         print(f"RSS growth after warm-up: {growth[0]:+.1f} MB ({growth[1]:+.2f} MB per 1000)")
