@@ -138,7 +138,7 @@ class Soak:
     """Counts schedules by outcome and takes the snapshots along the way."""
 
     def __init__(self, total: int, supplies: list[DatabaseSupply]) -> None:
-        self.total, self.supplies, self.run = total, supplies, 0
+        self.total, self.supplies, self.run, self.explorations = total, supplies, 0, 0
         self.outcomes: Counter[Outcome] = Counter()
         self.snapshots = {"start": snapshot(supplies)}
         self.problems: list[str] = []
@@ -177,6 +177,7 @@ def explore(soak: Soak, simulation: Simulation, supply: DatabaseSupply, n: int, 
         last[:] = [record.outcome]
         soak.on_schedule(record)
 
+    soak.explorations += 1
     report = interlace.explore(simulation.scenario(supply), config, on_schedule=on_schedule)
     soak.explored(report, last[0] if last else None)
 
@@ -254,14 +255,18 @@ def record(soak: Soak, command: str, elapsed: float, databases: str) -> None:
     growth = memory_growth(soak)
     grew = "-" if growth is None else f"{growth[0]:+.1f} ({growth[1]:+.2f} per 1000)"
     rows.append(
-        f"| {datetime.now(UTC):%Y-%m-%d} | `{command}` | {databases} | {soak.run} | "
+        f"| {datetime.now(UTC):%Y-%m-%d} | `{command}` | {databases} | {soak.run} in "
+        f"{soak.explorations} | "
         f"{soak.counts()} | "
         f"{rss} | {grew} | {first.threads}/{first.os_threads} -> {last.threads}/"
         f"{last.os_threads} | {first.fds} -> {last.fds} | {first.connections} -> "
-        f"{shots.get('end', last).connections} -> {last.connections} | {elapsed:.0f} | "
+        f"{shots['end'].connections if 'end' in shots else '-'} -> {last.connections} | "
+        f"{elapsed:.0f} | "
         f"{soak.run / elapsed:.1f} |"
     )
-    table = "| date | command | databases | schedules | outcomes | " + " | ".join(COLUMNS)
+    table = "| date | command | databases | schedules in explorations | outcomes | " + " | ".join(
+        COLUMNS
+    )
     write_section("soak", f"{INTRO}\n\n{table} |\n|{'---|' * 12}\n" + "\n".join(rows))
 
 
@@ -293,8 +298,9 @@ def main() -> int:
         stack.enter_context(neighbour(args.neighbour))
         soak = Soak(args.schedules, supplies)
         if args.one_exploration:
+            # one exploration of N; a problem or finding ends it, and the next seed goes on
             only = next(s for s in simulations if s.name.endswith("identical:two_processes"))
-            explore(soak, only, supplies[0], args.schedules, 0)
+            round_robin(soak, [(only, supplies[0])], args.schedules)
         else:
             jobs = [
                 (s, supply)
@@ -308,7 +314,10 @@ def main() -> int:
         elapsed = time.monotonic() - soak.started
         soak.snapshots["closed"] = snapshot(supplies)
     print(soak.snapshots["closed"].line("closed"))
-    print(f"{soak.run} schedules in {elapsed:.0f} s ({soak.run / elapsed:.1f}/s): {soak.counts()}")
+    print(
+        f"{soak.run} schedules in {soak.explorations} explorations, {elapsed:.0f} s "
+        f"({soak.run / elapsed:.1f}/s): {soak.counts()}"
+    )
     growth = memory_growth(soak)
     if growth is not None:
         print(f"RSS growth after warm-up: {growth[0]:+.1f} MB ({growth[1]:+.2f} MB per 1000)")
