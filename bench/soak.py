@@ -45,7 +45,7 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import interlace
 from interlace.db.supply import DatabaseSupply, PostgresSupply, open_supply
 from interlace.discovery import discover
-from interlace.outcome import ExploreReport, Outcome, ScheduleRecord
+from interlace.outcome import Outcome, ScheduleRecord
 from interlace.simulations import Simulation
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -54,16 +54,15 @@ from results import RESULTS, write_section
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP, EVERY = 200, 1000
 INTRO = (
-    "## Soak (bench/soak.py)\n\nThe editor-chat simulations (non-canaries) round robin, "
-    "or one long exploration; `--neighbour`: a CPU-burning process per core at normal "
-    f"priority. RSS (MB) at the start, after {WARM_UP} schedules and at the last one; "
-    "threads (Python/kernel) and fds at the start and after everything closed; connections "
-    "(SQLite files open, PostgreSQL backends on this process's databases) at the start, "
-    f"the last schedule and after. Python {platform.python_version()}, {os.cpu_count()} "
-    "cores shared with other work.\n\nRerun: the command, with `--record`."
+    "## Soak (bench/soak.py)\n\nSee bench/soak.py's docstring for what each column measures. "
+    "RSS in MB at the start, after the warm-up and at the last schedule; threads "
+    "(Python/kernel), fds: start -> closed; connections: start -> last schedule -> closed. "
+    f"Python {platform.python_version()}, {os.cpu_count()} cores shared with other work. "
+    "Rerun: the command, with `--record`."
 )
-COLUMNS = ("RSS start / warm / end", "RSS growth after warm-up", "threads", "fds")
-COLUMNS += ("connections", "seconds", "schedules/s")
+HEADER = ("date", "command", "databases", "schedules in explorations", "outcomes")
+HEADER += ("RSS start / warm / end", "RSS growth after warm-up", "threads", "fds")
+HEADER += ("connections", "seconds", "schedules/s")
 PG_QUERY = (
     "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname LIKE $1), "
     "(SELECT count(*) FROM pg_database WHERE datname LIKE $1)"
@@ -78,6 +77,7 @@ class Snapshot:
     fds: int
     connections: int  # SQLite files open + PostgreSQL backends
     databases: int  # PostgreSQL simulation databases that exist
+    schedules: int  # run when it was taken
 
     def line(self, label: str) -> str:
         return (
@@ -123,7 +123,7 @@ def pg_counts(admin_url: str) -> tuple[int, int]:
     return result[0] if result else (-1, -1)  # -1: the probe failed (it printed why)
 
 
-def snapshot(supplies: list[DatabaseSupply]) -> Snapshot:
+def snapshot(supplies: list[DatabaseSupply], schedules: int) -> Snapshot:
     # threads and fds first: the PostgreSQL probe adds a thread and a socket while it runs
     threads, os_threads = threading.active_count(), status("Threads")
     fds, connections, databases = len(os.listdir("/proc/self/fd")), sqlite_files_open(), 0
@@ -131,17 +131,31 @@ def snapshot(supplies: list[DatabaseSupply]) -> Snapshot:
         if isinstance(supply, PostgresSupply):
             backends, made = pg_counts(supply.server.admin_url)
             connections, databases = connections + backends, databases + made
-    return Snapshot(status("VmRSS") / 1024, threads, os_threads, fds, connections, databases)
+    rss = status("VmRSS") / 1024
+    return Snapshot(rss, threads, os_threads, fds, connections, databases, schedules)
+
+
+class Stop(Exception):
+    """Raised from on_schedule to end the exploration between schedules (its world closes)."""
+
+
+STOP: list[str] = []  # why the soak should stop, once asked to
+
+
+def soak_stop(signum: int, _frame: object) -> None:
+    STOP.append(signal.Signals(signum).name)
+    print(f"{STOP[-1]}: stopping after this schedule (Ctrl-C again aborts)", flush=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Soak:
     """Counts schedules by outcome and takes the snapshots along the way."""
 
-    def __init__(self, total: int, supplies: list[DatabaseSupply]) -> None:
+    def __init__(self, total: int, supplies: list[DatabaseSupply], minutes: float) -> None:
         self.total, self.supplies, self.run, self.explorations = total, supplies, 0, 0
+        self.minutes = minutes
         self.outcomes: Counter[Outcome] = Counter()
-        self.snapshots = {"start": snapshot(supplies)}
-        self.problems: list[str] = []
+        self.snapshots = {"start": snapshot(supplies, 0)}
         self.started = time.monotonic()
         print(self.snapshots["start"].line("start"), flush=True)
 
@@ -150,22 +164,17 @@ class Soak:
         self.outcomes[record.outcome] += 1
         if self.run in (WARM_UP, self.total) or self.run % EVERY == 0:
             label = {WARM_UP: "warm", self.total: "end"}.get(self.run, str(self.run))
-            self.snapshots[label] = shot = snapshot(self.supplies)
+            self.snapshots[label] = shot = snapshot(self.supplies, self.run)
             rate = self.run / (time.monotonic() - self.started)
             print(f"{shot.line(label)}  {self.run} schedules, {rate:.1f}/s", flush=True)
+        if not STOP and time.monotonic() - self.started > self.minutes * 60:
+            STOP.append(f"the time budget ({self.minutes:g} min)")
+        if STOP:
+            self.snapshots.setdefault("end", snapshot(self.supplies, self.run))
+            raise Stop(STOP[0])
 
     def counts(self) -> str:
         return ", ".join(f"{self.outcomes[k]} {k.value}" for k in Outcome if self.outcomes[k])
-
-    def explored(self, report: ExploreReport, last: Outcome | None) -> None:
-        """Keep what an exploration ended on; a setup or close problem has no record: count it."""
-        ended = report.problem or report.failure
-        if ended is None:
-            return
-        self.problems.append(ended.describe())
-        print(f"\n{report.scenario}:\n{self.problems[-1]}\n", flush=True)
-        if report.problem is not None and (last is None or not last.is_problem):
-            self.outcomes[report.problem.outcome] += 1
 
 
 def explore(soak: Soak, simulation: Simulation, supply: DatabaseSupply, n: int, seed: int) -> None:
@@ -178,20 +187,28 @@ def explore(soak: Soak, simulation: Simulation, supply: DatabaseSupply, n: int, 
         soak.on_schedule(record)
 
     soak.explorations += 1
-    report = interlace.explore(simulation.scenario(supply), config, on_schedule=on_schedule)
-    soak.explored(report, last[0] if last else None)
+    try:
+        report = interlace.explore(simulation.scenario(supply), config, on_schedule=on_schedule)
+    except Stop:
+        return
+    ended = report.problem or report.failure
+    if ended is not None:
+        print(f"\n{report.scenario}:\n{ended.describe()}\n", flush=True)
+    # a setup or close problem has no schedule record: count it here
+    if report.problem is not None and not (last and last[0].is_problem):
+        soak.outcomes[report.problem.outcome] += 1
 
 
 def round_robin(soak: Soak, jobs: list[tuple[Simulation, DatabaseSupply]], size: int) -> None:
-    seed = 0
-    while soak.run < soak.total:
+    """Explorations of ``size`` schedules, seeds 0, 1, ..., until the total has run."""
+    seed, idle = 0, 0
+    while (
+        soak.run < soak.total and idle < len(jobs) and not STOP
+    ):  # idle: explorations that ran nothing
         simulation, supply = jobs[seed % len(jobs)]
         before = soak.run
         explore(soak, simulation, supply, min(size, soak.total - soak.run), seed)
-        seed += 1
-        if soak.run == before and seed >= len(jobs):
-            soak.problems.append("no schedule ran in a whole round: giving up")
-            return
+        seed, idle = seed + 1, idle + 1 if soak.run == before else 0
 
 
 @contextlib.contextmanager
@@ -217,27 +234,32 @@ def neighbour(enabled: bool) -> Iterator[None]:
 
 def verdict(soak: Soak, check_memory: float | None) -> list[str]:
     """What went wrong (empty: the soak passed), printed and in the exit status."""
-    wrong = [
-        f"{soak.outcomes[kind]} {kind.value}(s)"
-        for kind in Outcome
-        if kind is not Outcome.PASSED and soak.outcomes[kind]
-    ]
+    bad = [kind for kind in Outcome if kind is not Outcome.PASSED and soak.outcomes[kind]]
+    wrong = [f"{soak.outcomes[kind]} {kind.value}(s)" for kind in bad]
     closed = soak.snapshots["closed"]
     if closed.connections or closed.databases:
         wrong.append(f"{closed.connections} connections, {closed.databases} databases left open")
     growth = memory_growth(soak)
     if check_memory is not None and growth is not None and growth[0] >= check_memory:
         wrong.append(f"RSS grew {growth[0]:.1f} MB after the warm-up (limit {check_memory} MB)")
-    return wrong + [p for p in soak.problems if p.startswith("no schedule")]
+    if soak.run < soak.total:
+        wrong.append(f"only {soak.run} of {soak.total} schedules ran")
+    return wrong
+
+
+def last_in_run(soak: Soak) -> Snapshot | None:
+    """The last snapshot taken while schedules ran: "end", or the last before an interrupt."""
+    inside = [shot for label, shot in soak.snapshots.items() if label not in ("start", "closed")]
+    return inside[-1] if inside else None
 
 
 def memory_growth(soak: Soak) -> tuple[float, float] | None:
     """RSS growth (MB) from the warm-up to the last schedule, and the same per 1000 schedules."""
-    warm, end = soak.snapshots.get("warm"), soak.snapshots.get("end")
-    if warm is None or end is None:
+    warm, end = soak.snapshots.get("warm"), last_in_run(soak)
+    if warm is None or end is None or end.schedules == warm.schedules:
         return None
     growth = end.rss_mb - warm.rss_mb
-    return growth, growth / (soak.total - WARM_UP) * 1000
+    return growth, growth / (end.schedules - warm.schedules) * 1000
 
 
 def record(soak: Soak, command: str, elapsed: float, databases: str) -> None:
@@ -245,33 +267,28 @@ def record(soak: Soak, command: str, elapsed: float, databases: str) -> None:
     start, end = "<!-- soak:start -->", "<!-- soak:end -->"
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
     old = text.split(start, 1)[1].split(end, 1)[0] if start in text and end in text else ""
-    rows = [row for row in old.splitlines() if row.startswith("| 20")]
+    rows = [row for row in old.splitlines() if row.startswith("| 20")]  # rows start with a date
     rows = [row for row in rows if row.split(" | ")[1] != f"`{command}`"]
-    shots = soak.snapshots
-    first, last = shots["start"], shots["closed"]
-    rss = " / ".join(
-        f"{shots[k].rss_mb:.1f}" if k in shots else "-" for k in ("start", "warm", "end")
-    )
-    growth = memory_growth(soak)
-    grew = "-" if growth is None else f"{growth[0]:+.1f} ({growth[1]:+.2f} per 1000)"
-    rows.append(
-        f"| {datetime.now(UTC):%Y-%m-%d} | `{command}` | {databases} | {soak.run} in "
-        f"{soak.explorations} | "
-        f"{soak.counts()} | "
-        f"{rss} | {grew} | {first.threads}/{first.os_threads} -> {last.threads}/"
-        f"{last.os_threads} | {first.fds} -> {last.fds} | {first.connections} -> "
-        f"{shots['end'].connections if 'end' in shots else '-'} -> {last.connections} | "
-        f"{elapsed:.0f} | "
-        f"{soak.run / elapsed:.1f} |"
-    )
-    table = "| date | command | databases | schedules in explorations | outcomes | " + " | ".join(
-        COLUMNS
-    )
-    write_section("soak", f"{INTRO}\n\n{table} |\n|{'---|' * 12}\n" + "\n".join(rows))
-
-
-def describe(supply: DatabaseSupply) -> str:
-    return f"postgres ({supply.server.source})" if isinstance(supply, PostgresSupply) else "sqlite"
+    shots, growth = soak.snapshots, memory_growth(soak)
+    warm = shots.get("warm")
+    first, last, at_end = shots["start"], shots["closed"], last_in_run(soak)
+    cells = [
+        f"{datetime.now(UTC):%Y-%m-%d}",
+        f"`{command}`",
+        databases,
+        f"{soak.run} in {soak.explorations}" + (f" (stopped by {STOP[0]})" if STOP else ""),
+        soak.counts(),
+        " / ".join(f"{shot.rss_mb:.1f}" if shot else "-" for shot in (first, warm, at_end)),
+        "-" if growth is None else f"{growth[0]:+.1f} ({growth[1]:+.2f} per 1000)",
+        f"{first.threads}/{first.os_threads} -> {last.threads}/{last.os_threads}",
+        f"{first.fds} -> {last.fds}",
+        f"{first.connections} -> {at_end.connections if at_end else '-'} -> {last.connections}",
+        f"{elapsed:.0f}",
+        f"{soak.run / elapsed:.1f}",
+    ]
+    rows.append(f"| {' | '.join(cells)} |")
+    table = f"| {' | '.join(HEADER)} |\n|{'---|' * len(HEADER)}"
+    write_section("soak", f"{INTRO}\n\n{table}\n" + "\n".join(rows))
 
 
 def main() -> int:
@@ -283,36 +300,41 @@ def main() -> int:
     parser.add_argument("--switch-interval", type=float)
     parser.add_argument("--one-exploration", action="store_true")
     parser.add_argument("--check-memory", type=float, metavar="MB")
+    parser.add_argument("--minutes", type=float, default=float("inf"), help="time budget")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the neighbour is stopped
+    # Ctrl-C or SIGTERM (also in the background, where SIGINT starts ignored) stops the soak
+    # after the schedule that runs, not by cancelling the exploration (which does not end
+    # it); what ran is reported and recorded. A second Ctrl-C aborts.
+    signal.signal(signal.SIGINT, soak_stop)
+    signal.signal(signal.SIGTERM, soak_stop)
     os.chdir(ROOT)  # the simulations import as simulations.editor_chat.*
     simulations = [s for s in discover(ROOT / "simulations" / "editor_chat") if not s.canary]
     kinds = ["sqlite"] if args.one_exploration else ["sqlite", "postgres"]
     kinds = kinds if args.db == "both" or args.one_exploration else [args.db]
     with contextlib.ExitStack() as stack:
         supplies = [stack.enter_context(open_supply(kind)) for kind in kinds]
-        databases = ", ".join(describe(supply) for supply in supplies)
+        databases = ", ".join(
+            f"postgres ({s.server.source})" if isinstance(s, PostgresSupply) else s.kind
+            for s in supplies
+        )
         stack.enter_context(neighbour(args.neighbour))
-        soak = Soak(args.schedules, supplies)
+        soak = Soak(args.schedules, supplies, args.minutes)
         if args.one_exploration:
-            # one exploration of N; a problem or finding ends it, and the next seed goes on
+            # one exploration of N; a problem or finding ends it, the next seed goes on
             only = next(s for s in simulations if s.name.endswith("identical:two_processes"))
             round_robin(soak, [(only, supplies[0])], args.schedules)
         else:
-            jobs = [
-                (s, supply)
-                for s in simulations
-                for supply in supplies
-                if supply.kind in s.databases
-            ]
+            jobs = [(s, db) for s in simulations for db in supplies if db.kind in s.databases]
             # small runs still visit every simulation: at least 50 schedules an exploration
             size = min(args.per_exploration, max(50, -(-args.schedules // len(jobs))))
             round_robin(soak, jobs, size)
+        if STOP:
+            print(f"stopped by {STOP[0]} after {soak.run} schedules", flush=True)
         elapsed = time.monotonic() - soak.started
-        soak.snapshots["closed"] = snapshot(supplies)
+        soak.snapshots["closed"] = snapshot(supplies, soak.run)
     print(soak.snapshots["closed"].line("closed"))
     print(
         f"{soak.run} schedules in {soak.explorations} explorations, {elapsed:.0f} s "
@@ -331,7 +353,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the neighbour is stopped already (its context exited)
-        sys.exit("interrupted")
+    sys.exit(main())
