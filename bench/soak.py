@@ -19,7 +19,11 @@ usage error or finding, a file, connection or database left open after the end, 
 of the soak table in bench/RESULTS.md (the same command's row is replaced).
 
     PYTHONPATH=src:. .venv/bin/python bench/soak.py [--schedules 1000] [--db sqlite|postgres|both]
-        [--neighbour] [--switch-interval 1e-6] [--one-exploration] [--check-memory MB] [--record]
+        [--neighbour] [--switch-interval 1e-6] [--one-exploration] [--check-memory MB]
+        [--minutes M] [--record]
+
+``--minutes``, Ctrl-C or SIGTERM stop the soak between two schedules (the world closes):
+what ran is reported and recorded, and the exit status says it stopped short.
 """
 
 from __future__ import annotations
@@ -201,10 +205,8 @@ def explore(soak: Soak, simulation: Simulation, supply: DatabaseSupply, n: int, 
 
 def round_robin(soak: Soak, jobs: list[tuple[Simulation, DatabaseSupply]], size: int) -> None:
     """Explorations of ``size`` schedules, seeds 0, 1, ..., until the total has run."""
-    seed, idle = 0, 0
-    while (
-        soak.run < soak.total and idle < len(jobs) and not STOP
-    ):  # idle: explorations that ran nothing
+    seed, idle = 0, 0  # idle: explorations in a row that ran no schedule (setup failed)
+    while soak.run < soak.total and idle < len(jobs) and not STOP:
         simulation, supply = jobs[seed % len(jobs)]
         before = soak.run
         explore(soak, simulation, supply, min(size, soak.total - soak.run), seed)
