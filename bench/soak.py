@@ -80,13 +80,15 @@ class Snapshot:
     os_threads: int  # the kernel's count, which includes threads Python does not know of
     fds: int
     connections: int  # SQLite files open + PostgreSQL backends
+    stale: int  # SQLite files open whose exploration removed them: connections nobody closed
     databases: int  # PostgreSQL simulation databases that exist
     schedules: int  # run when it was taken
 
     def line(self, label: str) -> str:
         return (
             f"{label:>12}: RSS {self.rss_mb:7.1f} MB  threads {self.threads}/{self.os_threads}  "
-            f"fds {self.fds}  connections {self.connections}  pg databases {self.databases}"
+            f"fds {self.fds}  connections {self.connections} (stale {self.stale})  "
+            f"pg databases {self.databases}"
         )
 
 
@@ -97,13 +99,14 @@ def status(field: str) -> int:
     raise KeyError(field)
 
 
-def sqlite_files_open() -> int:
-    count = 0
+def sqlite_files_open() -> tuple[int, int]:
+    """(all, stale): this run's SQLite files open; stale ones were deleted with their world."""
+    targets = []
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):  # an fd closed since listdir
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            count += "/interlace-sim-" in target and "/simulation.db" in target
-    return count
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+    ours = [t for t in targets if "/interlace-sim-" in t and "/simulation.db" in t]
+    return len(ours), sum(t.endswith(" (deleted)") for t in ours)
 
 
 def pg_counts(admin_url: str) -> tuple[int, int]:
@@ -130,13 +133,14 @@ def pg_counts(admin_url: str) -> tuple[int, int]:
 def snapshot(supplies: list[DatabaseSupply], schedules: int) -> Snapshot:
     # threads and fds first: the PostgreSQL probe adds a thread and a socket while it runs
     threads, os_threads = threading.active_count(), status("Threads")
-    fds, connections, databases = len(os.listdir("/proc/self/fd")), sqlite_files_open(), 0
+    fds, databases = len(os.listdir("/proc/self/fd")), 0
+    connections, stale = sqlite_files_open()
     for supply in supplies:
         if isinstance(supply, PostgresSupply):
             backends, made = pg_counts(supply.server.admin_url)
             connections, databases = connections + backends, databases + made
     rss = status("VmRSS") / 1024
-    return Snapshot(rss, threads, os_threads, fds, connections, databases, schedules)
+    return Snapshot(rss, threads, os_threads, fds, connections, stale, databases, schedules)
 
 
 class Stop(Exception):
@@ -274,6 +278,7 @@ def record(soak: Soak, command: str, elapsed: float, databases: str) -> None:
     shots, growth = soak.snapshots, memory_growth(soak)
     warm = shots.get("warm")
     first, last, at_end = shots["start"], shots["closed"], last_in_run(soak)
+    stale = max(shot.stale for shot in shots.values())
     cells = [
         f"{datetime.now(UTC):%Y-%m-%d}",
         f"`{command}`",
@@ -284,7 +289,8 @@ def record(soak: Soak, command: str, elapsed: float, databases: str) -> None:
         "-" if growth is None else f"{growth[0]:+.1f} ({growth[1]:+.2f} per 1000)",
         f"{first.threads}/{first.os_threads} -> {last.threads}/{last.os_threads}",
         f"{first.fds} -> {last.fds}",
-        f"{first.connections} -> {at_end.connections if at_end else '-'} -> {last.connections}",
+        f"{first.connections} -> {at_end.connections if at_end else '-'} -> {last.connections}"
+        + (f" (stale: up to {stale})" if stale else ""),
         f"{elapsed:.0f}",
         f"{soak.run / elapsed:.1f}",
     ]
