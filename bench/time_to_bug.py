@@ -24,7 +24,15 @@ from datetime import UTC, datetime
 import interlace
 from interlace import Scenario
 from interlace.db.supply import SqliteSupply
-from interlace.examples import (
+
+# bench/ for results.py, the project root for the simulations package, tests/support
+# for the known bugs (test material, outside the package)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "support")
+)
+from known_bugs import (
     checked_lost_update,
     four_inside,
     lock_order_deadlock,
@@ -32,10 +40,6 @@ from interlace.examples import (
     raw_sqlite_lost_update,
     sqlite_lost_update,
 )
-
-# bench/ for results.py, the project root for the simulations package
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from results import write_section
 from simulations.editor_chat import identical
 

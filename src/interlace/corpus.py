@@ -19,8 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlace._core.errors import InterlaceError, TokenError
-from interlace._core.trace import Token
+from interlace._core import InterlaceError, Token, TokenError
 
 SUFFIX = ".token"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

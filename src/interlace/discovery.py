@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from interlace._core.errors import InterlaceError
+from interlace._core import InterlaceError
 from interlace.db.supply import DatabaseKind
 from interlace.scenario import Scenario, as_scenario
 from interlace.simulations import Simulation, split_scenario_name

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-import interlace
-from interlace import Deadlock
-from interlace.examples import (
+from known_bugs import (
     lock_order_deadlock,
     lock_order_fixed,
     lost_update,
@@ -16,6 +13,9 @@ from interlace.examples import (
     sqlite_lost_update,
     sqlite_lost_update_fixed,
 )
+
+import interlace
+from interlace import Deadlock
 
 STRATEGIES = ["random", "pct"]
 
@@ -59,8 +59,8 @@ def test_opposite_lock_order_is_reported_as_a_deadlock(strategy: str) -> None:
     assert isinstance(report.failure.exception, Deadlock)
     message = str(report.failure.exception)
     assert message.startswith("deadlock: every live task waits on another simulated task")
-    assert "T1 waits in Lock.acquire at _transfer (examples.py:" in message
-    assert "T2 waits in Lock.acquire at _transfer (examples.py:" in message
+    assert "T1 waits in Lock.acquire at _transfer (known_bugs.py:" in message
+    assert "T2 waits in Lock.acquire at _transfer (known_bugs.py:" in message
     assert "main waits for T1, T2 at lock_order_deadlock" in message
     with pytest.raises(Deadlock):
         interlace.replay(lock_order_deadlock, report.failure.token)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from known_bugs import lost_update, lost_update_fixed
 
 import interlace
 from interlace import TokenError
 from interlace._core.trace import Decision, RecordedChoice, Token, Trace
-from interlace.examples import lost_update, lost_update_fixed
 
 
 def _trace() -> Trace:
@@ -67,8 +67,8 @@ def test_replaying_a_token_of_another_scenario_fails_with_both_names() -> None:
     with pytest.raises(TokenError) as error:
         interlace.replay(lost_update_fixed, report.failure.token)
     assert str(error.value) == (
-        "token is for scenario 'interlace.examples:lost_update', not "
-        "'interlace.examples:lost_update_fixed': replay it against the scenario that made it"
+        "token is for scenario 'known_bugs:lost_update', not "
+        "'known_bugs:lost_update_fixed': replay it against the scenario that made it"
     )
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 import interlace
 from interlace._core.trace import Trace
 from interlace.db import postgres
-from interlace.strategies.base import Candidate
+from interlace.strategies import Candidate
 
 ACTORS = 3
 SCHEMA = (

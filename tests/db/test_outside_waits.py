@@ -18,7 +18,7 @@ from postgres_scenarios import Scripted
 
 import interlace
 from interlace import Deadlock, StuckOutsideIO, UsageError
-from interlace._core.waits import Wait, attach_outside_waits, detach_outside_waits
+from interlace.lowlevel import Wait, attach_outside_waits, detach_outside_waits
 
 
 class ThreadLockExplainer:

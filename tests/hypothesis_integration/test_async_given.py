@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from known_bugs import reset_accounts, sqlite_accounts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import interlace
-from interlace.examples import reset_accounts, sqlite_accounts
 from interlace.hypothesis import Schedule, on_controlled_loop, run_schedule, schedules, session
 
 QUICK = settings(max_examples=25, deadline=None, derandomize=True, database=None)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from known_bugs import reset_accounts, sqlite_accounts
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import interlace
-from interlace.examples import reset_accounts, sqlite_accounts
 from interlace.hypothesis import Schedule, Session, message_texts, schedules, session
 
 SEARCH = settings(

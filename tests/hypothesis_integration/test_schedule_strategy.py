@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 from hypothesis import find
+from known_bugs import lost_update
 
 import interlace
-from interlace.examples import lost_update
 from interlace.hypothesis import Schedule, schedules, session
 
 

@@ -12,19 +12,29 @@ wait for their turn.
 
 Timers set by simulated code go to the director's virtual clock, and
 ``time()`` answers virtual time to simulated code (see ``clock.py``).
+
+Threads. Driver threads (aiosqlite's worker, executor threads such as the one
+resolving asyncpg's host names) reach the loop only through
+``call_soon_threadsafe``, which appends a Handle to the loop's ready deque
+without going through ``call_soon``: they never meet the director, whose
+state is touched by the loop's thread alone. The ready deque is therefore the
+one structure of the core that another thread mutates while the loop's thread
+reads it, and ``ready_callbacks`` reads it only through a snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from interlace._core.errors import UsageError
 
 if TYPE_CHECKING:
-    from interlace._core.director import Director
+    from interlace._core.clock import VirtualClock
 
 _T = TypeVar("_T")
 
@@ -36,8 +46,58 @@ _NO_TASK_FACTORY = (
 )
 
 
+class Controller(Protocol):
+    """What the loop, and code running on it, need from the director of a schedule.
+
+    The loop depends on this, not on ``Director``: the director drives the loop,
+    the loop only hands it the steps of simulated tasks. ``interlace.point``,
+    ``interlace.always``, ``interlace.lowlevel.label_task`` and the SQLAlchemy
+    listeners reach the running schedule through ``loop.director`` and this
+    protocol too.
+    """
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The schedule's virtual clock: timers and ``time()`` of simulated code."""
+        ...
+
+    def intercept(
+        self,
+        task: asyncio.Task[Any],
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: Context | None,
+    ) -> asyncio.Handle | None:
+        """A step of ``task``: park it and return a handle, or None to let the loop queue it."""
+        ...
+
+    def in_simulated_task(self) -> bool:
+        """Is the running task one of the schedule's simulated tasks?"""
+        ...
+
+    def creating(self, name: str | None) -> AbstractContextManager[None]:
+        """Around ``create_task``: the first step seen inside belongs to the new task."""
+        ...
+
+    async def point(self, label: str) -> None:
+        """Make the running simulated task stop at a decision point called ``label``."""
+        ...
+
+    def add_check(self, check: Callable[[], object]) -> None:
+        """Run ``check()`` before every decision of the schedule."""
+        ...
+
+    def label_task(self, name: str) -> None:
+        """Record a display name for the running simulated task (reports only)."""
+        ...
+
+    def mark(self, phase: str) -> None:
+        """Record that ``phase`` (e.g. ``"invariants"``) begins at the next decision."""
+        ...
+
+
 class ControlledLoop(asyncio.SelectorEventLoop):
-    """An event loop on which a ``Director`` controls simulated tasks.
+    """An event loop on which a ``Director`` (a ``Controller``) controls simulated tasks.
 
     Outside a schedule it behaves like ``asyncio.SelectorEventLoop``; run it
     with ``asyncio.Runner(loop_factory=ControlledLoop)``.
@@ -46,7 +106,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         # invariant: set only while a schedule runs on this loop
-        self.director: Director | None = None
+        self.director: Controller | None = None
         self._base_call_soon = super().call_soon
 
     def call_soon(  # type: ignore[override]
@@ -105,5 +165,14 @@ class ControlledLoop(asyncio.SelectorEventLoop):
 
     def ready_callbacks(self) -> list[object]:
         """The callbacks queued to run, in order (compared, never called)."""
-        ready: Any = getattr(self, "_ready", ())
-        return [handle._callback for handle in ready]
+        ready: deque[Any] = self._ready  # type: ignore[attr-defined]  # of asyncio.Handle
+        # invariant: the ready deque is read only through a copy made in one C call.
+        # Driver threads append to it at any moment (aiosqlite's worker thread and
+        # executor threads, through call_soon_threadsafe). A Python-level walk over the
+        # live deque lets such a thread run between two items, and the walk then fails
+        # with "deque mutated during iteration". deque.copy() runs no Python code and
+        # allocates no garbage-collected object while it walks (so no finalizer can run
+        # and switch threads), and on free-threaded builds it holds the deque's lock:
+        # the copy is one consistent state of the queue, safe to walk at leisure.
+        snapshot = ready.copy()
+        return [handle._callback for handle in snapshot]

@@ -62,9 +62,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
 
-from interlace._core.errors import StuckOutsideIO, UsageError
-from interlace._core.loop import ControlledLoop
-from interlace._core.waits import (
+from interlace._core import (
+    ControlledLoop,
+    StuckOutsideIO,
+    UsageError,
     Wait,
     attach_outside_waits,
     detach_outside_waits,
@@ -134,7 +135,7 @@ class LockMonitor:
     """Proves which simulated tasks are blocked on PostgreSQL locks (an ``OutsideWaits``).
 
     Made by ``monitor(...)``; the director calls its methods (see
-    ``interlace._core.waits.OutsideWaits``), and the pool listeners feed it the
+    ``interlace.lowlevel.OutsideWaits``), and the pool listeners feed it the
     backend pid of every connection a simulated task checks out.
     """
 

@@ -5,7 +5,7 @@ every engine, including ones created before interlace was imported, and cost
 one check per statement outside a simulation. Inside a simulated task they
 run in SQLAlchemy's greenlet and await the director there (``await_``), so the
 task stops *before* the statement reaches the driver; the driver round-trips
-of the chosen statement then run atomically (see ``interlace._core.director``).
+of the chosen statement then run atomically (see ``interlace._core.labels``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
-from interlace._core.loop import ControlledLoop
+from interlace._core import ControlledLoop
 from interlace.db import sqlite
 
 _TABLE_AFTER = {

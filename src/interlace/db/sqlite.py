@@ -34,7 +34,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
-from interlace._core.loop import ControlledLoop
+from interlace._core import ControlledLoop
 
 # sqlite3.connect's default busy timeout, in seconds
 DEFAULT_BUSY_TIMEOUT = 5.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interlace.strategies.base import Candidate, Strategy
+from interlace._core import Candidate, Strategy
 from interlace.strategies.dfs import DFSStrategy
 from interlace.strategies.guided import GuidedStrategy
 from interlace.strategies.pct import PCTStrategy

@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from interlace._core.errors import Nondeterminism
-from interlace.strategies.base import Candidate
+from interlace._core import Candidate, Nondeterminism
 from interlace.strategies.guided import non_preemptive
 
 if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+    from interlace._core import Trace
 
 
 class DFSStrategy:
@@ -57,6 +56,12 @@ class DFSStrategy:
             return (
                 f"exhausted: {self.schedules_run} schedules within preemption bound "
                 f"{self.max_preemptions}"
+            )
+        if self.bound == 0:
+            # nothing is proven yet: even the schedules without preemptions are not all run
+            return (
+                f"not exhausted: {self.schedules_run} schedules run, the schedules without "
+                "preemptions were in progress"
             )
         return (
             f"not exhausted: {self.schedules_run} schedules run; every schedule with fewer "

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from interlace.strategies.base import Candidate
+from interlace._core import Candidate
 
 if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+    from interlace._core import Trace
 
 
 def non_preemptive(runnable: Sequence[Candidate], previous: Candidate | None) -> Candidate:

@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from interlace.strategies.base import Candidate, Strategy
+from interlace._core import Candidate, Strategy
 from interlace.strategies.dfs import DFSStrategy
 from interlace.strategies.pct import PCTStrategy
 from interlace.strategies.random import RandomStrategy
 
 if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+    from interlace._core import Trace
 
 
 class PortfolioStrategy:

@@ -6,10 +6,10 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from interlace.strategies.base import Candidate
+from interlace._core import Candidate
 
 if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+    from interlace._core import Trace
 
 
 class RandomStrategy:

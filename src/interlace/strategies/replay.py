@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from interlace._core.errors import TokenError
-from interlace._core.trace import Decision, Token, describe_runnable
-from interlace.strategies.base import Candidate
+from interlace._core import Candidate, Decision, Token, TokenError, describe_runnable
 
 if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+    from interlace._core import Trace
 
 _CHANGED = "the scenario or the code under test changed since the token was made"
 

@@ -1,5 +1,10 @@
 """The strategy protocol: what the director asks a strategy, and nothing more.
 
+It belongs to the core: the director is written against it, and every module of
+``interlace.strategies`` implements it, importing only the core's face
+(``interlace._core``). Users see it as ``interlace.strategies.Strategy`` and
+``interlace.lowlevel.Strategy``.
+
 Like shuttle's ``Scheduler`` trait, a strategy only hears that a schedule
 begins, picks the next task among the runnable ones, and hears that the
 schedule ended. All of its randomness must come from the seed it is given in
@@ -10,10 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from interlace._core.trace import Trace
+from interlace._core.trace import Trace
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """Known bugs and their fixes, small enough to read at a glance.
 
-They show what interlace finds and stay silent on, and they are what
-``interlace demo`` explores. Each buggy scenario has a fixed twin:
+They show what interlace finds and stays silent on: the tests (core/,
+strategies/, quality/, hypothesis_integration/) and ``bench/time_to_bug.py``
+run them. They are test material, not part of the package: pytest puts
+``tests/support`` on ``sys.path`` (``pythonpath`` in pyproject.toml), and the
+benchmark adds it itself; their tokens name ``known_bugs:<scenario>``.
+Each buggy scenario has a fixed twin:
 
 - ``lost_update`` / ``lost_update_fixed``: read, yield, write back (pure asyncio);
 - ``checked_lost_update`` / ``checked_lost_update_fixed``: the same, where one request
@@ -28,8 +32,7 @@ import aiosqlite
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from interlace.db.sqlalchemy import warm_pool
-from interlace.scenario import scenario
+from interlace import scenario, warm_pool
 
 # ---- pure asyncio -------------------------------------------------------------
 
@@ -297,7 +300,7 @@ async def raw_sqlite_lost_update_fixed(database: RawDatabase) -> None:
     assert balance == 20, f"lost update: balance is {balance}, expected 20"
 
 
-#: (scenario, whether interlace must find a failure in it), for ``interlace demo``
+#: (scenario, whether interlace must find a failure in it), for runs over every known bug
 CATALOGUE = (
     (lost_update, True),
     (lost_update_fixed, False),
