@@ -105,8 +105,9 @@ def runs(failure: Failure) -> list[SimulationRun]:
 
 
 def test_the_text_table_of_the_fixed_token(failure: Failure) -> None:
-    table = interleaving_table(failure.trace)
-    report = failure_report(failure, [("replay", interlace_replay_command(failure.token))])
+    table = interleaving_table(failure.trace, width=100)
+    command = interlace_replay_command(failure.token)
+    report = failure_report(failure, [("replay", command)], width=100)
     assert table in report
     check_golden("lost_update.txt", report + "\n")
 

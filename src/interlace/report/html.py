@@ -67,6 +67,8 @@ button.copy { font: inherit; font-size: 0.85rem; padding: 2px 10px; cursor: poin
 .coverage .curve { stroke-width: 2; } .coverage text { font-size: 11px; fill: var(--muted); }
 .swimlanes .lane-0 { fill: #fff; } .swimlanes .lane-1 { fill: #f6f8fa; }
 .swimlanes .lane-name { font-weight: 700; fill: var(--ink); }
+.swimlanes .lane-task, .swimlanes .lane-quiet .lane-name { fill: var(--muted); }
+.swimlanes .decision.folded { opacity: 0.45; }
 .swimlanes .gutter-head, .swimlanes .step-number, .swimlanes .step-time { fill: var(--muted); }
 .swimlanes .decision rect { fill: #ddf4ff; stroke: #54aeff; }
 .swimlanes .decision.kind-statement rect { fill: #fff8c5; stroke: #d4a72c; }
@@ -273,7 +275,9 @@ def _failure_section(number: int, run: SimulationRun, failure: Failure, info: Ru
     )
     parts.append(
         "<details><summary>the interleaving as a text table</summary>"
-        f"<pre>{escape(interleaving_table(failure.trace))}</pre></details>"
+        # every row, as wide as it needs: the page scrolls, a terminal would not
+        f"<pre>{escape(interleaving_table(failure.trace, full=True, width=400))}</pre>"
+        "</details>"
     )
     parts.append("</section>")
     return "\n".join(parts)
@@ -287,6 +291,7 @@ def _legend(timeline: Timeline) -> list[str]:
         "bars: transactions (green committed, orange rolled back, grey still open)",
         "purple dashes: a lock wait, from waiter to holder",
         "red: the failing step",
+        "dimmed: rows the text table folds (setup, framework-internal, invariant checks)",
     ]
     if not timeline.timed:
         items.append("virtual time: not recorded in this trace")

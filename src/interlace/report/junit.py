@@ -23,6 +23,8 @@ from interlace.outcome import SimulationRun
 from interlace.report.context import RunInfo
 from interlace.report.failure import failure_report
 
+TABLE_WIDTH = 120
+
 
 def render_junit(runs: Sequence[SimulationRun], info: RunInfo) -> str:
     """The run as a JUnit XML document (see the module docstring)."""
@@ -98,7 +100,8 @@ def _testcase(suite: ElementTree.Element, run: SimulationRun, info: RunInfo) -> 
     )
     element.text = (
         f"{run.message}\n\n"
-        + failure_report(failure, [("replay", info.replay(run, failure))])
+        # a file has no terminal: a fixed width, so the report is the same everywhere
+        + failure_report(failure, [("replay", info.replay(run, failure))], width=TABLE_WIDTH)
         + "\n"
     )
 

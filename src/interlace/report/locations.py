@@ -22,23 +22,16 @@ import inspect
 import os
 import re
 import sys
-import sysconfig
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlace._core.errors import TokenError
-from interlace._core.trace import Token
+from interlace._core import Token, TokenError
 from interlace.invariants import InvariantViolation, SourceFrame
 from interlace.outcome import Failure, headline_of
+from interlace.report.frames import is_application_file
 
-_INTERLACE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_PLUGIN = os.path.join(os.path.dirname(_INTERLACE.rstrip(os.sep)), "_interlace_pytestplugin.py")
-_STDLIB = tuple(
-    {os.path.abspath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib")}
-)
-_PACKAGES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 _VARIANT = re.compile(r"\[[^\[\]]*\]$")
 
 
@@ -74,15 +67,8 @@ class Located:
 
 
 def is_application(filename: str) -> bool:
-    """Whether a frame of ``filename`` is the application's (not interlace, stdlib, packages)."""
-    if not filename or filename.startswith("<"):
-        return False  # frozen or generated code: part of the runtime
-    path = os.path.abspath(filename)
-    if path.startswith(_INTERLACE) or path == _PLUGIN:
-        return False
-    if any(part in path for part in _PACKAGES):
-        return False
-    return not path.startswith(_STDLIB)
+    """Whether a frame of ``filename`` is the application's: ``raised at`` uses the same rule."""
+    return bool(filename) and is_application_file(filename)
 
 
 def application_frame(frames: Iterable[SourceFrame]) -> SourceLocation | None:

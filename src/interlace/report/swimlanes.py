@@ -1,7 +1,10 @@
 """A failing schedule as swimlanes: an inline SVG, one lane per task, one row per decision.
 
-Lanes are named and ordered as the text table's columns (``main``, ``T1``,
-``T2``, ...); time runs down, one row per decision. Each decision is a box in
+Lanes are named and ordered as the text table's columns: the task's display
+name (the request it runs, ``web-1 POST /chat``) over its structural name
+(``T1``); time runs down, one row per decision. Every task has its lane and
+every decision its row; the rows the text table folds by default (setup,
+framework-internal tasks, invariant checks) are drawn dimmed. Each decision is a box in
 its task's lane with its label; a preemption is marked (``*`` and an
 accent); each transaction is a bar along its lane from its first statement
 to its COMMIT (green), ROLLBACK (orange) or the end of the trace (grey); a
@@ -26,7 +29,7 @@ from html import escape
 from interlace.report.timeline import Step, Timeline
 
 ROW = 24
-_HEADER = 30
+_HEADER = 40
 _STEP_COLUMN = 44
 _TIME_COLUMN = 70
 _SPAN_BAR = 6
@@ -37,7 +40,10 @@ _MAX_LABEL = 38
 
 def lane_widths(timeline: Timeline) -> list[int]:
     """Each lane wide enough for its name and its labels (clipped at ``_MAX_LABEL``)."""
-    longest = [len(name) for name in timeline.lanes]
+    titles = timeline.titles or timeline.lanes
+    longest = [
+        max(len(title), len(name)) for title, name in zip(titles, timeline.lanes, strict=True)
+    ]
     for step in timeline.steps:
         longest[step.lane] = max(longest[step.lane], min(len(step.label) + 2, _MAX_LABEL))
     return [int(min(_MAX_LANE, max(_MIN_LANE, 24 + n * _CHAR))) for n in longest]
@@ -73,13 +79,23 @@ def swimlanes_svg(
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'class="arrow-head"/></marker></defs>',
     ]
+    titles = timeline.titles or timeline.lanes
     for lane, name in enumerate(timeline.lanes):
+        middle = f"{lefts[lane] + widths[lane] / 2:.0f}"
+        quiet = " lane-quiet" if name in timeline.quiet else ""
+        beneath = (
+            f'<text class="lane-task" x="{middle}" y="33" text-anchor="middle">'
+            f"{escape(name)}</text>"
+            if titles[lane] != name
+            else ""
+        )
         parts.append(
-            f'<g class="lane" data-task="{escape(name)}">'
+            f'<g class="lane{quiet}" data-task="{escape(name)}" '
+            f'data-title="{escape(titles[lane])}">'
             f'<rect class="lane-bg lane-{lane % 2}" x="{lefts[lane]}" y="0" '
             f'width="{widths[lane]}" height="{height}"/>'
-            f'<text class="lane-name" x="{lefts[lane] + widths[lane] / 2:.0f}" y="20" '
-            f'text-anchor="middle">{escape(name)}</text></g>'
+            f'<text class="lane-name" x="{middle}" y="17" '
+            f'text-anchor="middle">{escape(titles[lane])}</text>{beneath}</g>'
         )
     parts.append('<text class="gutter-head" x="6" y="20">step</text>')
     if timeline.timed:
@@ -165,6 +181,8 @@ def _decision(
         classes.append("preemption")
     if step.step == failing_step:
         classes.append("failing")
+    elif step.folded is not None:
+        classes.append("folded")
     label = step.label + (" *" if step.preemption else "")
     limit = int((box_width - 8) / _CHAR)
     shown = label if len(label) <= limit else label[: max(limit - 1, 1)] + "…"
@@ -189,6 +207,8 @@ def _decision(
 
 def _detail(step: Step) -> str:
     lines = [f"step {step.step}: {step.task} ran from {step.label!r}"]
+    if step.folded is not None:
+        lines.append(f"({step.folded}: a row the text table folds by default)")
     if step.preemption:
         lines.append("a preemption: the task that ran before could have gone on")
     if step.time is not None:

@@ -36,7 +36,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from interlace._core.trace import Decision, Trace
+from interlace._core import Decision, Trace
+from interlace.report.table import hidden_rows
 
 SQL_VERBS = frozenset(
     {
@@ -87,6 +88,8 @@ class Step:
     time: float | None = None
     #: the full SQL of a statement step, when the trace records it
     sql: str | None = None
+    #: why the text table folds this row by default (``setup``, ...), or None
+    folded: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,16 @@ class Parting:
 class Timeline:
     """Lanes, steps, transaction spans and lock waits of one trace (see the module docstring)."""
 
+    #: structural task names (``T1``), in the text table's order
     lanes: tuple[str, ...]
     steps: tuple[Step, ...]
     spans: tuple[Span, ...]
     waits: tuple[LockWait, ...]
+    #: each lane's head, as the text table heads its column: the display name
+    #: (``web-1 POST /chat``), else the structural name
+    titles: tuple[str, ...] = ()
+    #: lanes of framework-internal and invariant-check tasks (folded in the text table)
+    quiet: frozenset[str] = frozenset()
 
     @property
     def timed(self) -> bool:
@@ -157,7 +166,8 @@ class Timeline:
         """The timeline of ``trace``; ``database`` ("sqlite", "postgres") guides inference."""
         lanes = tuple(trace.tasks())
         index = {name: i for i, name in enumerate(lanes)}
-        steps = tuple(_step(d, index) for d in trace.decisions)
+        folded = hidden_rows(trace)
+        steps = tuple(_step(d, index, folded.get(d.step)) for d in trace.decisions)
         spans = _spans(steps)
         waits = _recorded_waits(trace.decisions) or tuple(
             sorted(
@@ -165,7 +175,9 @@ class Timeline:
                 key=lambda wait: (wait.since, wait.until),
             )
         )
-        return Timeline(lanes, steps, spans, waits)
+        titles = tuple(trace.display_name(name) for name in lanes)
+        quiet = frozenset(trace.internal_tasks | trace.invariant_tasks)
+        return Timeline(lanes, steps, spans, waits, titles, quiet)
 
 
 def kind_of(label: str) -> str:
@@ -196,7 +208,7 @@ def parting(failing: Trace, passing: Trace) -> Parting | None:
     )
 
 
-def _step(decision: Decision, lanes: dict[str, int]) -> Step:
+def _step(decision: Decision, lanes: dict[str, int], folded: str | None) -> Step:
     time = getattr(decision, "time", None)
     sql = getattr(decision, "sql", None)
     return Step(
@@ -208,6 +220,7 @@ def _step(decision: Decision, lanes: dict[str, int]) -> Step:
         kind=kind_of(decision.label),
         time=float(time) if isinstance(time, int | float) else None,
         sql=sql if isinstance(sql, str) else None,
+        folded=folded,
     )
 
 
