@@ -109,6 +109,12 @@ tasks at every step, and hears that the schedule ended. All its randomness
 must come from the seed. ``interlace.strategies`` holds interlace's own; pass
 yours to ``interlace.explore(..., strategy=...)``.
 
+**Naming tasks for reports** (``label_task``). ``label_task("web-1 POST /chat")``
+inside a simulated task records a display name for it on the running
+schedule's director (``director.registry.display_names``, keyed by the
+structural name). Reports may show it; decisions, traces and tokens never
+see it. ``interlace.testing`` names every request's task this way.
+
 **Traces and tokens** (``Trace``, ``Decision``, ``Token``). A ``Trace`` is the
 list of a schedule's ``Decision``s: at each step the runnable tasks, the one
 that ran, and the label of the point it ran from. A ``Token`` is a trace
@@ -133,6 +139,7 @@ from interlace._core import (
     WaitKind,
     attach_outside_waits,
     detach_outside_waits,
+    label_task,
     outside_waits_of,
 )
 
@@ -151,5 +158,6 @@ __all__ = [
     "WaitKind",
     "attach_outside_waits",
     "detach_outside_waits",
+    "label_task",
     "outside_waits_of",
 ]

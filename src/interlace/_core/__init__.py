@@ -9,7 +9,7 @@ documented, by ``interlace.lowlevel``. Private; see ``interlace``.
 from __future__ import annotations
 
 from interlace._core.clock import VirtualClock
-from interlace._core.director import Director, Limits, ScheduleOutcome
+from interlace._core.director import Director, Limits, ScheduleOutcome, label_task
 from interlace._core.errors import (
     Deadlock,
     InterlaceError,
@@ -59,5 +59,6 @@ __all__ = [
     "attach_outside_waits",
     "describe_runnable",
     "detach_outside_waits",
+    "label_task",
     "outside_waits_of",
 ]

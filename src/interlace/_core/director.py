@@ -403,6 +403,26 @@ class Director:
 # ---- helpers ------------------------------------------------------------------
 
 
+def label_task(name: str) -> None:
+    """Give the running simulated task a display name for reports, such as ``web-1 POST /chat``.
+
+    The name is recorded on the schedule's director (``registry.display_names``,
+    keyed by the task's structural name, ``T1``); reports may show it beside or
+    instead of the structural name. It is never part of a decision label, a
+    trace or a token, so it changes no decision and no replay. Outside a
+    simulated task (no controlled loop, no schedule running, a task the
+    simulation did not create) it does nothing.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    director = getattr(loop, "director", None)
+    task = asyncio.current_task(loop)
+    if isinstance(director, Director) and task is not None and task in director.registry:
+        director.registry.label(task, name)
+
+
 def _coroutine(root: Callable[[], Awaitable[object]]) -> Coroutine[Any, Any, object]:
     awaitable = root()
     if inspect.iscoroutine(awaitable):

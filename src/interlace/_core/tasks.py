@@ -34,6 +34,9 @@ class TaskRegistry:
         self.tasks: list[asyncio.Task[Any]] = []
         self.index: dict[asyncio.Task[Any], int] = {}
         self.names: dict[asyncio.Task[Any], str] = {}
+        # display names for reports ("web-1 POST /chat"), by structural name; never part
+        # of a label, a decision or a token (see ``label_task``)
+        self.display_names: dict[str, str] = {}
         self._used_names: dict[str, int] = {}
         self._children: dict[asyncio.Task[Any], int] = {}
         self._adopting_root = False
@@ -84,6 +87,10 @@ class TaskRegistry:
         self.tasks.append(task)
         self.names[task] = name
         return name
+
+    def label(self, task: asyncio.Task[Any], name: str) -> None:
+        """Record ``name`` as the display name of ``task`` (a simulated task) for reports."""
+        self.display_names[self.names[task]] = name
 
     def live(self) -> list[asyncio.Task[Any]]:
         """The simulated tasks not done yet, in creation order."""
