@@ -61,7 +61,7 @@ class Project:
 
     def source(self) -> str:
         """``[tool.interlace] in /repo/pyproject.toml``, for messages."""
-        return f"[tool.interlace] in {self.pyproject}"
+        return f"[tool.interlace] in {_near(self.pyproject) if self.pyproject else PYPROJECT}"
 
 
 def find_pyproject(start: Path) -> Path | None:

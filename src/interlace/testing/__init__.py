@@ -9,7 +9,7 @@ final invariants. ``interlace.testing`` is that world, to use as is or to
 subclass. Modules, one concept each:
 
 - ``world``: ``World`` (the database, processes, records, ``rows()``),
-  ``World.factory(...)`` (the ``world=`` of a simulation), ``World.reset``;
+  ``World.factory(...)`` (the ``world=`` of a simulation), ``reset_world`` (its ``reset=``);
 - ``processes``: ``Process`` (per-process singletons, ``call``/``http``
   requests, an ASGI client per process);
 - ``requests``: ``Request`` (the record), ``current_request()``, ``scoped()``
@@ -25,7 +25,7 @@ serves ``POST /items/{id}/reserve`` and answers 200 or 409)::
 
     import interlace
     from interlace import invariants
-    from interlace.testing import World, canary
+    from interlace.testing import World, canary, reset_world
 
     from app import Base, create_app, seed
 

@@ -5,7 +5,7 @@ before the fix) and must be caught: it proves the invariants can see the bug.
 Declaring it beside the fixed one repeats everything but the world; instead::
 
     @canary(world=shop("check_then_act"))          # the known-buggy variant
-    @interlace.simulation(world=shop("fixed"), reset=World.reset,
+    @interlace.simulation(world=shop("fixed"), reset=reset_world,
                           invariants=SHOP_INVARIANTS, databases=("sqlite", "postgres"))
     async def two_buyers(world: World) -> None:
         ...

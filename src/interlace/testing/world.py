@@ -6,12 +6,13 @@ engine calls it with the exploration's fresh ``Database`` (``kind``,
 enters it once, outside any schedule: it makes the engine, creates the
 schema, warms the pool (no simulated task opens a connection), attaches
 PostgreSQL's lock monitor (waits on row locks held by parked requests are
-then blocked, not stuck) and yields the world. ``World.reset`` (the
-simulation's ``reset=``) empties the tables and forgets the previous
+then blocked, not stuck) and yields the world. ``reset_world`` (the
+simulation's ``reset=``; it calls ``world.reset()``, yours when you subclass)
+empties the tables and forgets the previous
 schedule's processes, requests and ids::
 
     from interlace import invariants
-    from interlace.testing import World
+    from interlace.testing import World, reset_world
 
     shop = World.factory(schema=Base.metadata, app=lambda process: create_app(process.world.engine))
 
@@ -20,7 +21,7 @@ schedule's processes, requests and ids::
         told = [r for r in world.requests if r.outcome == "ok"]
         assert len(told) <= 1, f"{len(told)} buyers were told they got it"
 
-    @interlace.simulation(world=shop, reset=World.reset, invariants=(reserved_once,),
+    @interlace.simulation(world=shop, reset=reset_world, invariants=(reserved_once,),
                           databases=("sqlite", "postgres"))
     async def two_buyers(world: World) -> None:
         first, second = world.process("web-1"), world.process("web-2")
@@ -151,7 +152,7 @@ class World:
     # ---- between schedules -------------------------------------------------------------
 
     async def reset(self) -> None:
-        """Empty ``tables`` and forget the previous schedule (``reset=World.reset``)."""
+        """Empty ``tables`` and forget the previous schedule (``reset=reset_world`` calls it)."""
         if self.tables:
             async with self.engine.begin() as connection:
                 for table in self.tables:
@@ -256,7 +257,7 @@ class World:
 
 
 async def reset_world(world: World) -> None:
-    """``reset=reset_world``: the same as ``reset=World.reset``, for any world with ``reset()``."""
+    """``reset=reset_world``: the same as ``reset=reset_world``, for any world with ``reset()``."""
     await world.reset()
 
 
