@@ -187,7 +187,7 @@ def test_request_ids_by_hand() -> None:
     assert ids.uuid4().version == 4
     ids.reset()
     assert ids.first_of(2) is None
-    with pytest.raises(ValueError, match="module.attribute"), ids.replacing("uuid4"):
+    with pytest.raises(ValueError, match=r"module\.attribute"), ids.replacing("uuid4"):
         pass
 
 

@@ -1,4 +1,4 @@
-"""``@interlace.simulation(setup=...)``: once per exploration, in a thread where asyncio.run works."""
+"""``@interlace.simulation(setup=...)``: once per exploration, in a thread that may asyncio.run."""
 
 from __future__ import annotations
 
