@@ -349,6 +349,7 @@ class WebProcess:
             json={"message": text},
             headers={USER_ID_HEADER: str(user_id)},
             subject=Ask(user_id, tool_id, text),
+            what="POST /chat",  # the request's column in the interleaving table: web-1 POST /chat
         )
         try:
             request.events[:] = [_chat_event(e) for e in request.events]

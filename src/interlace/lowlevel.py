@@ -109,17 +109,25 @@ tasks at every step, and hears that the schedule ended. All its randomness
 must come from the seed. ``interlace.strategies`` holds interlace's own; pass
 yours to ``interlace.explore(..., strategy=...)``.
 
-**Naming tasks for reports** (``label_task``). ``label_task("web-1 POST /chat")``
-inside a simulated task records a display name for it on the running
-schedule's director (``director.registry.display_names``, keyed by the
-structural name). Reports may show it; decisions, traces and tokens never
-see it. ``interlace.testing`` names every request's task this way.
-
 **Traces and tokens** (``Trace``, ``Decision``, ``Token``). A ``Trace`` is the
 list of a schedule's ``Decision``s: at each step the runnable tasks, the one
 that ran, and the label of the point it ran from. A ``Token`` is a trace
 reduced to one printable, versioned line that replays it; ``Token.decode``
-reads one, ``Token.from_trace(...).encode()`` makes one.
+reads one, ``Token.from_trace(...).encode()`` makes one. A trace also carries
+display metadata, which no token holds: ``display_names`` (structural name ->
+the name reports show), ``internal_tasks`` (the ORM's and drivers' own tasks),
+``invariant_tasks`` and ``marks`` (where the final invariant checks began).
+
+**Naming tasks in reports** (``label_task``). A world helper that runs a
+request in a task names it, so the interleaving table heads its column with
+the request instead of ``T3``; a no-op outside a simulation::
+
+    async def post(self, path: str, body: dict) -> Response:
+        label_task(f"{self.name} POST {path}")   # the column reads "web-1 POST /chat"
+        ...
+
+Without a label, a task shows its nearest labelled ancestor's name, else the
+app's own task name (``asyncio.create_task(..., name="flush")``).
 """
 
 from __future__ import annotations

@@ -41,38 +41,3 @@ def test_the_docstring_runs_one_schedule_by_hand() -> None:
     assert {d.task for d in outcome.trace.decisions} == {"main", "T1", "T2"}
     expected = Token.from_trace("tests:two_withdrawals", "random", 7, outcome.trace)
     assert Token.decode(expected.encode()) == expected
-
-
-def test_label_task_names_a_task_for_reports_and_changes_no_decision() -> None:
-    from interlace.lowlevel import label_task  # noqa: PLC0415
-
-    async def request(name: str | None) -> None:
-        if name is not None:
-            label_task(name)
-        await asyncio.sleep(0)
-
-    def run(names: tuple[str | None, str | None]) -> tuple[Director, ScheduleOutcome]:
-        async def two_requests() -> None:
-            label_task("the root")
-            await asyncio.gather(request(names[0]), request(names[1]))
-
-        async def one_schedule() -> tuple[Director, ScheduleOutcome]:
-            strategy = RandomStrategy()
-            strategy.begin(3)
-            loop = asyncio.get_running_loop()
-            assert isinstance(loop, ControlledLoop)
-            director = Director(loop, strategy, Limits(max_steps=1_000))
-            return director, await director.run(two_requests)
-
-        with asyncio.Runner(loop_factory=ControlledLoop) as runner:
-            return runner.run(one_schedule())
-
-    labelled, outcome = run(("web-1 POST /chat", "web-2 POST /chat"))
-    assert labelled.registry.display_names == {
-        "main": "the root",
-        "T1": "web-1 POST /chat",
-        "T2": "web-2 POST /chat",
-    }
-    _, plain = run((None, None))
-    assert outcome.trace == plain.trace  # same decisions, same labels, same token
-    label_task("outside any loop: nothing happens")

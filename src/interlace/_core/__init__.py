@@ -9,7 +9,7 @@ documented, by ``interlace.lowlevel``. Private; see ``interlace``.
 from __future__ import annotations
 
 from interlace._core.clock import VirtualClock
-from interlace._core.director import Director, Limits, ScheduleOutcome, label_task
+from interlace._core.director import Director, Limits, ScheduleOutcome
 from interlace._core.errors import (
     Deadlock,
     InterlaceError,
@@ -22,6 +22,7 @@ from interlace._core.errors import (
 )
 from interlace._core.loop import ControlledLoop, Controller
 from interlace._core.strategy import Candidate, Strategy
+from interlace._core.tasks import label_task
 from interlace._core.trace import Decision, RecordedChoice, Token, Trace, describe_runnable
 from interlace._core.waits import (
     OutsideWaits,

@@ -128,12 +128,20 @@ class Process:
         return "refused" if self.world.http_refusal(request) else "failed"
 
     async def http(
-        self, method: str, path: str, *, subject: object = None, **options: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        subject: object = None,
+        what: str | None = None,
+        **options: Any,
     ) -> Request:
         """One HTTP request to this process's app; ``options`` go to ``httpx.AsyncClient.request``.
 
         A ``text/event-stream`` answer is read to its end and its events are
         recorded (``SseEvent``); any other body is kept as JSON or text.
+        ``what`` names the request in records and reports (default: ``METHOD
+        path``; give the route, ``POST /chat``, when the path holds ids).
         """
 
         async def send(request: Request) -> object:
@@ -145,7 +153,7 @@ class Process:
                 return None
             return response_body(response)
 
-        return await self.call(send, what=f"{method} {path}", subject=subject)
+        return await self.call(send, what=what or f"{method} {path}", subject=subject)
 
     async def get(self, path: str, **options: Any) -> Request:
         """``http("GET", path, ...)``."""
