@@ -365,7 +365,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             "root task of every schedule",
             pytrace=False,
         )
-    arguments = {name: pyfuncitem.funcargs[name] for name in inspect.signature(function).parameters}
+    # a parameter with a default is no fixture (pytest leaves it out of funcargs): keep its default
+    arguments = {
+        name: pyfuncitem.funcargs[name]
+        for name in inspect.signature(function).parameters
+        if name in pyfuncitem.funcargs
+    }
     scenario = _scenario(pyfuncitem, function, arguments)
     settings = pyfuncitem.config.stash[_SETTINGS]
     if settings.replay is not None:

@@ -28,7 +28,7 @@ async def cancelled_mid_stream(world: ChatWorld) -> None:
     the scheduler decides where it lands: while the reply streams, or as late
     as the reply's own unit of work.
     """
-    first, second = world.process("web-1"), world.process("web-2")
+    first, second = world.handler("web-1"), world.handler("web-2")
     await world.run(
         first.send(TEACHER, SCRIPT, QUESTION, disconnect_after_deltas=1),
         second.send(TEACHER, SCRIPT, FOLLOW_UP),

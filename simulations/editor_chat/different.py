@@ -34,7 +34,7 @@ async def different_messages(world: ChatWorld) -> None:
     request shares process web-1 with one of the first teacher's: the guard is
     per (user, tool), so it must never answer 409.
     """
-    first, second = world.process("web-1"), world.process("web-2")
+    first, second = world.handler("web-1"), world.handler("web-2")
     await world.run(
         first.send(TEACHER, SCRIPT, QUESTION),
         second.send(TEACHER, SCRIPT, FOLLOW_UP),

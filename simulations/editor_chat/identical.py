@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import interlace
+from interlace.testing import canary
 from simulations.editor_chat.invariants import (
     CHAT_INVARIANTS,
     conflict_retried,
@@ -23,13 +24,15 @@ DATABASES = ("sqlite", "postgres")
 
 
 async def _from_two_processes(world: ChatWorld) -> None:
-    first, second = world.process("web-1"), world.process("web-2")
+    first, second = world.handler("web-1"), world.handler("web-2")
     await world.run(
         first.send(TEACHER, SCRIPT, QUESTION),
         second.send(TEACHER, SCRIPT, QUESTION),
     )
 
 
+# two_processes_pre_fix, the canary: the handler before PR-0009 misplaces a reply
+@canary(world=chat_world("pre_fix"))
 @interlace.simulation(
     world=chat_world("fixed"),
     reset=reset_world,
@@ -42,18 +45,6 @@ async def two_processes(world: ChatWorld) -> None:
 
 
 @interlace.simulation(
-    world=chat_world("pre_fix"),
-    reset=reset_world,
-    invariants=CHAT_INVARIANTS,
-    databases=DATABASES,
-    expect_violation=True,
-)
-async def two_processes_pre_fix(world: ChatWorld) -> None:
-    """Canary: the handler before PR-0009 loses a message or misplaces a reply."""
-    await _from_two_processes(world)
-
-
-@interlace.simulation(
     world=chat_world("fixed"),
     reset=reset_world,
     invariants=(*CHAT_INVARIANTS, guard_turned_one_away),
@@ -61,7 +52,7 @@ async def two_processes_pre_fix(world: ChatWorld) -> None:
 )
 async def one_process(world: ChatWorld) -> None:
     """The same question twice at once in one process: the shared guard answers one with 409."""
-    web = world.process("web-1")
+    web = world.handler("web-1")
     await world.run(
         web.send(TEACHER, SCRIPT, QUESTION),
         web.send(TEACHER, SCRIPT, QUESTION),

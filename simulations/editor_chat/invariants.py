@@ -14,7 +14,8 @@ from collections import Counter
 
 from editor_chat import CHAT_BUSY_MESSAGE, DeltaEvent, DoneEvent, MetaEvent
 from interlace import invariants
-from simulations.editor_chat.world import ChatWorld, Request
+from interlace.testing import Request
+from simulations.editor_chat.world import ChatWorld, ask, busy_message, reply_saved
 
 
 @invariants.final("every user message whose request got past the guard is persisted exactly once")
@@ -22,11 +23,11 @@ async def user_messages_persisted_once(world: ChatWorld) -> None:
     stored = await world.stored()
     problems = []
     for request in world.requests:
-        if not request.past_guard:
-            continue
-        chat = stored.get(request.pair)
+        if request.outcome in ("refused", "running"):
+            continue  # the guard turned it away
+        chat = stored.get(ask(request).pair)
         messages = chat.messages if chat is not None else []
-        question = request.question_id
+        question = world.question_id(request)
         if question is None:
             problems.append(
                 f"{_who(request)} got past the guard but its message was never saved: "
@@ -39,7 +40,7 @@ async def user_messages_persisted_once(world: ChatWorld) -> None:
         if copies != 1:
             problems.append(
                 f"the message of {_who(request)} is stored {copies} times in "
-                f"{world.describe(request.pair)} (the request {request.ending()})"
+                f"{world.describe(ask(request).pair)} (the request {request.ending()})"
             )
     for pair, chat in stored.items():
         for position, message in enumerate(chat.messages):
@@ -109,7 +110,7 @@ async def replies_follow_their_question(world: ChatWorld) -> None:
 async def state_rev_counts_updates(world: ChatWorld) -> None:
     stored = await world.stored()
     problems = []
-    pairs = list(dict.fromkeys([*stored, *(r.pair for r in world.requests)]))
+    pairs = list(dict.fromkeys([*stored, *(ask(r).pair for r in world.requests)]))
     for pair in pairs:
         chat = stored.get(pair)
         state_rev = chat.state_rev if chat is not None else 0
@@ -127,10 +128,10 @@ async def saved_reply_is_what_streamed(world: ChatWorld) -> None:
     stored = await world.stored()
     problems = []
     for request in world.requests:
-        done = request.done
+        done = request.first(DoneEvent)
         if done is None or done.reason != "stop" or done.assistant_message_id is None:
             continue
-        chat = stored.get(request.pair)
+        chat = stored.get(ask(request).pair)
         messages = chat.messages if chat is not None else []
         saved = [m for m in messages if m.get("message_id") == str(done.assistant_message_id)]
         streamed = "".join(e.text for e in request.events if isinstance(e, DeltaEvent))
@@ -148,18 +149,18 @@ async def saved_reply_is_what_streamed(world: ChatWorld) -> None:
 def busy_only_while_another_in_flight(world: ChatWorld) -> None:
     problems = []
     for request in world.requests:
-        if request.busy_message is None:
+        message = busy_message(request)
+        if message is None:
             continue
-        if request.busy_message != CHAT_BUSY_MESSAGE:
-            problems.append(
-                f"{_who(request)} got 409 with {request.busy_message!r}, not {CHAT_BUSY_MESSAGE!r}"
-            )
-        if request.http_status is not None and request.http_status != 409:
-            problems.append(f"{_who(request)} was turned away with HTTP {request.http_status}")
-        if not request.in_flight_when_refused:
+        if message != CHAT_BUSY_MESSAGE:
+            problems.append(f"{_who(request)} got 409 with {message!r}, not {CHAT_BUSY_MESSAGE!r}")
+        if request.status != 409:
+            problems.append(f"{_who(request)} was turned away with HTTP {request.status}")
+        pair = ask(request).pair
+        if not any(ask(other).pair == pair for other in request.in_flight_at_end):
             problems.append(
                 f"{_who(request)} got 409 (chat busy) while no other request for "
-                f"{world.describe(request.pair)} was in flight in process {request.process}"
+                f"{world.describe(pair)} was in flight in process {request.process}"
             )
     assert not problems, "\n".join(problems)
 
@@ -175,8 +176,9 @@ def responses_follow_the_protocol(world: ChatWorld) -> None:
 
 
 def _protocol_problem(request: Request) -> str | None:
-    if request.malformed is not None:
-        return f"unreadable response: {request.malformed}"
+    malformed = ask(request).malformed
+    if malformed is not None:
+        return f"unreadable response: {malformed}"
     events = request.events
     if not events:
         return None
@@ -198,7 +200,7 @@ def reply_saved_after_a_later_question(world: ChatWorld) -> bool:
     # The fixed handler then inserts the reply before the end of the thread; the
     # pre-fix one appends it after the other question.
     for replied in world.requests:
-        saved_at = replied.step_of(DoneEvent) if replied.reply_saved else None
+        saved_at = replied.step_of(DoneEvent) if reply_saved(replied) else None
         asked_at = replied.step_of(MetaEvent)
         if saved_at is None or asked_at is None:
             continue
@@ -206,7 +208,7 @@ def reply_saved_after_a_later_question(world: ChatWorld) -> bool:
             other_asked = other.step_of(MetaEvent)
             if (
                 other is not replied
-                and other.pair == replied.pair
+                and ask(other).pair == ask(replied).pair
                 and other_asked is not None
                 and asked_at < other_asked < saved_at
             ):
@@ -225,30 +227,26 @@ def conflict_retried(world: ChatWorld) -> bool:
 
 @invariants.sometimes("the guard turned a concurrent request away with 409")
 def guard_turned_one_away(world: ChatWorld) -> bool:
-    return any(r.outcome == "busy" for r in world.requests)
+    return any(r.outcome == "refused" for r in world.requests)
 
 
 @invariants.sometimes("a request was cancelled while its reply was streaming")
 def cancelled_while_streaming(world: ChatWorld) -> bool:
     return any(
-        r.outcome == "cancelled" and r.meta is not None and r.done is None for r in world.requests
+        r.outcome == "cancelled" and r.first(MetaEvent) is not None and r.first(DoneEvent) is None
+        for r in world.requests
     )
 
 
 @invariants.sometimes("a provider error ended a stream while another request was in flight")
 def provider_error_during_other_request(world: ChatWorld) -> bool:
     for failed in world.requests:
-        done = failed.done
+        done = failed.first(DoneEvent)
         errored_at = failed.step_of(DoneEvent)
         if done is None or done.reason != "error" or errored_at is None:
             continue
-        for other in world.requests:
-            if (
-                other is not failed
-                and other.started < errored_at
-                and (other.ended is None or other.ended > errored_at)
-            ):
-                return True
+        if any(other is not failed and other.overlaps(errored_at) for other in world.requests):
+            return True
     return False
 
 
@@ -267,7 +265,7 @@ CHAT_INVARIANTS = (
 
 
 def _who(request: Request) -> str:
-    return f"{request.label} ({request.process})"
+    return request.label  # T1 (web-1)
 
 
 def _position_of_user_message(messages: list[dict[str, object]], message_id: object) -> int | None:

@@ -31,8 +31,8 @@ async def provider_error_mid_stream(world: ChatWorld) -> None:
     The failed request must end with done(reason="error"), keep its user
     message and save no reply; the other request must not notice.
     """
-    failing = world.process("web-1", streaming_provider(failure="error", fail_after_chunks=1))
-    healthy = world.process("web-2")
+    failing = world.handler("web-1", streaming_provider(failure="error", fail_after_chunks=1))
+    healthy = world.handler("web-2")
     await world.run(
         failing.send(TEACHER, SCRIPT, QUESTION),
         healthy.send(TEACHER, SCRIPT, FOLLOW_UP),

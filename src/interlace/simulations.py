@@ -20,6 +20,19 @@ final invariants and records which sometimes invariants held. The world is
 made once per exploration on a fresh database (``interlace.db.supply``),
 outside any schedule.
 
+``setup=migrate`` runs ``migrate(database)`` once per exploration (and per
+replay), on the fresh database before the world is made and before any
+schedule: a plain synchronous function, called in a worker thread where no
+event loop runs, so it may call ``asyncio.run`` (alembic's ``env.py`` does)::
+
+    def migrate(database: Database) -> None:      # database.kind, database.url
+        config = alembic.config.Config("alembic.ini")
+        config.set_main_option("sqlalchemy.url", database.url)
+        alembic.command.upgrade(config, "head")   # env.py calls asyncio.run(...)
+
+Nothing it does is simulated or traced. An exception it raises is a setup
+error of the run (exit status 2), never a finding.
+
 ``expect_violation=True`` (or a tuple of invariants) declares a *canary*: a
 known-buggy variant whose violation the run must find. A canary guards the
 invariants themselves: when they go blind, its run fails. The expectation is
@@ -34,16 +47,18 @@ the same database kind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from interlace._core.errors import UsageError
-from interlace.db.supply import DATABASE_KINDS, DatabaseKind, DatabaseSupply
+from interlace.db.supply import DATABASE_KINDS, Database, DatabaseKind, DatabaseSupply
 from interlace.expectation import Expectation
 from interlace.invariants import Invariant
 from interlace.scenario import Scenario, qualified_name
@@ -52,6 +67,8 @@ from interlace.scenario import Scenario, qualified_name
 WorldFactory = Callable[..., AbstractAsyncContextManager[Any]]
 Reset = Callable[[Any], Awaitable[None]]
 Body = Callable[..., Awaitable[object]]
+# (database) -> None, synchronous, run in a worker thread before the world is made
+Setup = Callable[[Database], object]
 
 _VARIANT = re.compile(r"^(?P<attribute>[^\[\]]+)\[(?P<database>[a-z]+)\]$")
 
@@ -69,6 +86,7 @@ class Simulation:
     databases: tuple[DatabaseKind, ...]
     expectation: Expectation
     description: str
+    setup: Setup | None = None
 
     @property
     def name(self) -> str:
@@ -100,7 +118,7 @@ class Simulation:
         resource = None
         reset = None
         if self.world is not None or supply is not None:
-            resource = _world_resource(self.world, supply)
+            resource = _world_resource(self.world, supply, self.setup)
             reset = self._reset
         return Scenario(
             body=self._named_body(takes_world=resource is not None),
@@ -131,7 +149,7 @@ class Simulation:
 
 
 def _world_resource(
-    factory: WorldFactory | None, supply: DatabaseSupply | None
+    factory: WorldFactory | None, supply: DatabaseSupply | None, setup: Setup | None = None
 ) -> Callable[[], AbstractAsyncContextManager[Any]]:
     @contextlib.asynccontextmanager
     async def world() -> AsyncIterator[Any]:
@@ -141,6 +159,8 @@ def _world_resource(
                 yield value
             return
         async with supply.fresh() as database:
+            if setup is not None:
+                await run_setup(setup, database)
             if factory is None:
                 yield database
                 return
@@ -150,10 +170,45 @@ def _world_resource(
     return world
 
 
+async def run_setup(setup: Setup, database: Database) -> None:
+    """Run ``setup(database)`` in a worker thread of its own, where no event loop runs.
+
+    The controlled loop waits for it without running any schedule; the thread
+    may start its own loops (``asyncio.run``), which are ordinary loops.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def work() -> None:
+        try:
+            setup(database)
+        except BaseException as error:  # delivered to the loop, raised there
+            loop.call_soon_threadsafe(_settle, done, error)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    thread = threading.Thread(target=work, name="interlace-setup", daemon=True)
+    thread.start()
+    try:
+        await done
+    finally:
+        thread.join()
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 def simulation(
     *,
     world: WorldFactory | None = None,
     reset: Reset | None = None,
+    setup: Setup | None = None,
     invariants: Iterable[Invariant] = (),
     databases: Iterable[str] = ("sqlite",),
     expect_violation: bool | Iterable[Invariant | str] = False,
@@ -167,6 +222,9 @@ def simulation(
       and to every invariant. Without it the body gets the ``Database``
       itself (or nothing, with ``databases=()``).
     - ``reset``: ``async (world) -> None``, before every schedule.
+    - ``setup``: ``(database) -> None``, synchronous, once per exploration on
+      the fresh database before the world is made, in a worker thread where
+      ``asyncio.run`` works (migrations); see the module docstring.
     - ``invariants``: from ``interlace.invariants.final/always/sometimes``.
     - ``databases``: the kinds it runs on (``"sqlite"``, ``"postgres"``);
       ``()`` for a simulation that needs no database.
@@ -190,6 +248,16 @@ def simulation(
                 f"simulation {where} has reset= but no world=: reset receives the world, "
                 "so give both"
             )
+        if setup is not None and not kinds:
+            raise UsageError(
+                f"simulation {where} has setup= but databases=(): setup receives the "
+                "database, so declare the databases it runs on"
+            )
+        if setup is not None and inspect.iscoroutinefunction(setup):
+            raise UsageError(
+                f"simulation {where}: setup= must be a plain function (def, not async def); "
+                "it runs in a thread of its own, where it may call asyncio.run itself"
+            )
         attribute = name or body.__name__
         if _VARIANT.match(attribute) or ":" in attribute or not attribute.isidentifier():
             raise UsageError(
@@ -206,6 +274,7 @@ def simulation(
             databases=kinds,
             expectation=expectation,
             description=_first_line(body.__doc__),
+            setup=setup,
         )
 
     return wrap

@@ -304,7 +304,17 @@ def test_run_on_the_editor_chat_simulations_finds_the_pre_fix_race(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(ROOT)
-    status = main(["run", "simulations/editor_chat/identical.py", "--schedules", "5", "--no-save"])
+    status = main(
+        [
+            "run",
+            "simulations/editor_chat/identical.py",
+            "--schedules",
+            "5",
+            "--db",
+            "sqlite",
+            "--no-save",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert re.search(r"identical:two_processes\[sqlite\] +5 +\d+ +passed", out)

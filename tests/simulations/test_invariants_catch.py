@@ -66,14 +66,14 @@ class RepositoryThatWritesTwice(ToolSessionRepository):
 
 @interlace.simulation(world=chat_world(), reset=reset_world, invariants=CHAT_INVARIANTS)
 async def sequential_requests_with_a_stuck_guard(world: ChatWorld) -> None:
-    web = world.process("web-1", guard=GuardThatNeverLetsGo())
+    web = world.handler("web-1", guard=GuardThatNeverLetsGo())
     await world.run(web.send(TEACHER, SCRIPT, QUESTION))
     await world.run(web.send(TEACHER, SCRIPT, QUESTION))  # the first has ended: no 409 allowed
 
 
 @interlace.simulation(world=chat_world(), reset=reset_world, invariants=CHAT_INVARIANTS)
 async def a_retry_that_duplicates(world: ChatWorld) -> None:
-    web = world.process("web-1", repository=RepositoryThatWritesTwice)
+    web = world.handler("web-1", repository=RepositoryThatWritesTwice)
     await world.run(web.send(TEACHER, SCRIPT, QUESTION))
 
 

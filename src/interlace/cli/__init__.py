@@ -2,18 +2,21 @@
 
 ::
 
-    interlace run [PATH] [--schedules N] [--strategy S] [--seed N|random]
+    interlace run [PATH...] [--schedules N] [--strategy S] [--seed N|random]
                   [--db sqlite|postgres] [-k TEXT] [--corpus DIR] [--no-save] [--json FILE]
                   [--html DIR] [--sarif FILE] [--junitxml FILE] [--github | --no-github]
                   [--full]
     interlace replay TOKEN [--full]
-    interlace list [PATH] [--db sqlite|postgres]
+    interlace list [PATH...] [--db sqlite|postgres]
     interlace --version
 
-``run`` discovers the simulations under PATH (default ``simulations/``),
-replays their saved regressions (``--corpus``, default
-``simulations/regressions``), explores each with the budget, prints a
-summary table and saves the token of every new finding to the corpus.
+``run`` discovers the simulations under PATH (default: ``paths`` of
+``[tool.interlace]``, else ``simulations/``), replays their saved
+regressions (``--corpus``, default ``simulations/regressions``), explores
+each on every database it declares (``--db`` narrows that to one) with the
+budget, prints a summary table and saves the token of every new finding to
+the corpus. ``[tool.interlace]`` in ``pyproject.toml`` sets the defaults and
+the python path (``interlace.cli.project``); a flag wins over it.
 Reports of the same outcomes (``interlace.report``): ``--json`` (versioned
 JSON), ``--html`` (one self-contained page with swimlanes), ``--sarif``
 (SARIF 2.1.0), ``--junitxml`` (JUnit XML), ``--github`` (annotations and a
@@ -29,8 +32,9 @@ Exit status, the most severe of the run's outcomes (``interlace.outcome``):
   with a message saying what is wrong and what to do;
 - 3: an internal error of interlace (a bug: the message asks to report it).
 
-Run it from the project root: simulation modules are imported by their
-package names, and ``replay`` imports the module its token names.
+Run it anywhere in the project: the project root (the directory of
+``pyproject.toml``) and the ``pythonpath`` entries go on ``sys.path`` before
+anything is imported, so ``replay`` finds the module its token names.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ from typing import TextIO
 from interlace.cli.errors import EXIT_INTERNAL, EXIT_USAGE, BadInput
 from interlace.cli.listing import list_simulations
 from interlace.cli.progress import Progress
+from interlace.cli.project import DEFAULT_CORPUS, DEFAULT_PATHS
 from interlace.cli.replay import replay_token
-from interlace.cli.run import DEFAULT_CORPUS, DEFAULT_PATH, DEFAULT_SCHEDULES, run_simulations
+from interlace.cli.run import DEFAULT_SCHEDULES, DEFAULT_STRATEGY, run_simulations
 from interlace.db.supply import DATABASE_KINDS
 from interlace.outcome import INTERNAL_HEADLINE
 from interlace.strategies import NAMES as STRATEGY_NAMES
@@ -93,38 +98,40 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="explore the simulations under PATH")
     run.add_argument(
-        "path",
-        nargs="?",
+        "paths",
+        nargs="*",
         type=Path,
-        default=DEFAULT_PATH,
         metavar="PATH",
-        help=f"a directory or .py file of simulations (default: {DEFAULT_PATH}/)",
+        help="directories or .py files of simulations (default: paths of [tool.interlace], "
+        f"else {DEFAULT_PATHS[0]}/)",
     )
     run.add_argument(
         "--schedules",
         type=_positive,
-        default=DEFAULT_SCHEDULES,
+        default=None,
         metavar="N",
-        help=f"schedules per simulation (default: {DEFAULT_SCHEDULES})",
+        help="schedules per simulation and database (default: schedules of [tool.interlace], "
+        f"else {DEFAULT_SCHEDULES})",
     )
     run.add_argument(
         "--strategy",
-        default="portfolio",
+        default=None,
         metavar="NAME",
-        help=f"{STRATEGY_NAMES} (default: portfolio)",
+        help=f"{STRATEGY_NAMES} (default: {DEFAULT_STRATEGY})",
     )
     run.add_argument(
         "--seed",
         type=_seed,
-        default=0,
+        default=None,
         metavar="N|random",
         help="seed of the run (default: 0; 'random' picks one and prints it)",
     )
     run.add_argument(
         "--db",
         choices=DATABASE_KINDS,
-        default="sqlite",
-        help="database of the simulations (default: sqlite, nothing to start)",
+        default=None,
+        help="only this database (default: every database each simulation declares, "
+        "or databases of [tool.interlace])",
     )
     run.add_argument(
         "-k",
@@ -136,9 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--corpus",
         type=Path,
-        default=DEFAULT_CORPUS,
+        default=None,
         metavar="DIR",
-        help=f"regression tokens, replayed first (default: {DEFAULT_CORPUS}/)",
+        help=f"regression tokens, replayed first (default: {DEFAULT_CORPUS}/ of the project)",
     )
     run.add_argument(
         "--json",
@@ -190,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     replay_command.set_defaults(command=replay_token)
 
     listing = commands.add_parser("list", help="list the simulations under PATH")
-    listing.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, metavar="PATH")
+    listing.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     listing.add_argument(
         "--db",
         choices=DATABASE_KINDS,
@@ -216,9 +223,9 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _seed(text: str) -> int | None:
+def _seed(text: str) -> int | str:
     if text == "random":
-        return None
+        return text
     if not text.isdigit():
         raise argparse.ArgumentTypeError(
             f"must be a non-negative integer or 'random', got {text!r}"

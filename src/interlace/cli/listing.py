@@ -6,19 +6,20 @@ import argparse
 from typing import TextIO
 
 from interlace.cli.errors import EXIT_OK, BadInput
-from interlace.discovery import DiscoveryError, discover
+from interlace.cli.project import activate, load_project
+from interlace.cli.run import discover_all
 
 
 def list_simulations(arguments: argparse.Namespace, out: TextIO) -> int:
-    try:
-        found = discover(arguments.path)
-    except DiscoveryError as error:
-        raise BadInput(str(error)) from None
+    project = load_project()
+    activate(project)
+    paths = tuple(arguments.paths) or project.paths
+    found = discover_all(paths)
     if arguments.db is not None:
         found = [s for s in found if arguments.db in s.variants or s.variants == (None,)]
     if not found:
         raise BadInput(
-            f"no simulations found under {arguments.path}"
+            f"no simulations found under {', '.join(map(str, paths))}"
             + (f" for --db {arguments.db}" if arguments.db else "")
         )
     rows = [

@@ -9,6 +9,7 @@ from typing import TextIO
 from interlace._core.errors import TokenError
 from interlace._core.trace import Token
 from interlace.cli.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, BadInput, database_supply
+from interlace.cli.project import activate, load_project
 from interlace.config import Config
 from interlace.db.supply import DatabaseSupply
 from interlace.discovery import DiscoveryError, Resolved, resolve
@@ -21,9 +22,11 @@ from interlace.scenario import Scenario
 
 def replay_token(arguments: argparse.Namespace, out: TextIO) -> int:
     token = arguments.token.strip()
+    project = load_project()
+    activate(project)
     try:
         scenario_name = Token.decode(token).scenario
-        target = resolve(scenario_name)
+        target = resolve(scenario_name, root=project.root)
     except (TokenError, DiscoveryError) as error:
         raise BadInput(str(error)) from None
     print(f"replaying {scenario_name}", file=out)

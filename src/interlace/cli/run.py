@@ -1,8 +1,16 @@
-"""``interlace run``: explore the simulations under a path and give one verdict for CI."""
+"""``interlace run``: explore the simulations under a path and give one verdict for CI.
+
+Each simulation runs on every database it declares (``databases=``), narrowed
+by ``--db`` or by ``databases`` of ``[tool.interlace]``; the summary has one
+row per simulation and database, SQLite's first. The budget is ``--schedules``,
+else ``schedules`` of ``[tool.interlace]``, else 200; the first line says
+which, and where it came from.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import time
@@ -14,10 +22,11 @@ from typing import TextIO
 from interlace._core.errors import UsageError
 from interlace.cli.errors import BadInput, database_supply
 from interlace.cli.progress import Progress
+from interlace.cli.project import Project, activate, load_project
 from interlace.cli.summary import explain, summary_table, totals
 from interlace.config import Config
 from interlace.corpus import Corpus, CorpusError
-from interlace.db.supply import DatabaseKind, DatabaseSupply
+from interlace.db.supply import DATABASE_KINDS, DatabaseKind, DatabaseSupply
 from interlace.discovery import DiscoveryError, discover
 from interlace.outcome import SimulationRun, Verdict
 from interlace.report import github
@@ -29,43 +38,54 @@ from interlace.report.sarif import render_sarif
 from interlace.runner import run_simulation
 from interlace.simulations import Simulation
 
-DEFAULT_PATH = Path("simulations")
-DEFAULT_CORPUS = Path("simulations") / "regressions"
 DEFAULT_SCHEDULES = 200
+DEFAULT_STRATEGY = "portfolio"
+
+# one simulation on one database kind (None: a simulation that needs no database)
+Variant = tuple[Simulation, DatabaseKind | None]
 
 
 def run_simulations(arguments: argparse.Namespace, out: TextIO) -> int:
     # wall clock for the reports' "started" and "elapsed" only: no decision sees it
     started, clock = datetime.now(UTC), time.monotonic()
-    database: DatabaseKind = arguments.db
-    simulations = _selected(arguments.path, database, arguments.keyword)
-    seed = arguments.seed
-    if seed is None:
+    project = load_project()
+    activate(project)
+    paths = tuple(arguments.paths) or project.paths
+    variants = _selected(paths, _databases(arguments.db, project), arguments.keyword)
+    seed = arguments.seed if arguments.seed is not None else project.seed
+    if seed == "random":
         # the one place wall-clock randomness enters, and it is printed for the rerun
         seed = random.SystemRandom().randrange(2**31)
         print(f"seed {seed} chosen at random; rerun this run with --seed {seed}", file=out)
-    config = _config(arguments.schedules, arguments.strategy, seed)
-    corpus = Corpus(arguments.corpus)
+    schedules = arguments.schedules or project.schedules or DEFAULT_SCHEDULES
+    strategy = arguments.strategy or project.strategy or DEFAULT_STRATEGY
+    config = _config(schedules, strategy, 0 if seed is None else int(seed))
+    corpus = Corpus(arguments.corpus if arguments.corpus is not None else project.corpus)
     _check_corpus(corpus)
+    kinds = [k for k in DATABASE_KINDS if any(database == k for _, database in variants)]
+    where = ", ".join(_shown(p) for p in paths)
     print(
-        f"interlace run: {len(simulations)} simulation(s) under {arguments.path} on {database} "
-        f"({config.describe()})",
+        f"interlace run: {len({s.name for s, _ in variants})} simulation(s) under {where} "
+        f"on {', '.join(kinds) or 'no database'}",
         file=out,
     )
+    print(f"budget: {_budget(config, arguments, project)}", file=out)
     runs: list[SimulationRun] = []
-    with database_supply(database) as supply:
-        for simulation in simulations:
+    with contextlib.ExitStack() as stack:
+        supplies = {kind: stack.enter_context(database_supply(kind)) for kind in kinds}
+        for simulation, database in variants:
+            supply = None if database is None else supplies[database]
             runs.append(_run_one(simulation, supply, config, corpus, out))
     print("", file=out)
     print(summary_table(runs), file=out)
     _warn_best_effort(runs, out)
     _explain(runs, out, full=arguments.full)
     if not arguments.no_save:
-        _save_tokens(runs, corpus, config, database, out)
+        _save_tokens(runs, corpus, config, out)
     info = RunInfo(
         started=started,
         elapsed=time.monotonic() - clock,
-        database=database,
+        database=kinds[0] if len(kinds) == 1 else None,  # None: the run used several
         settings=config.describe(),
     )
     _write_reports(arguments, runs, info, config, out)
@@ -84,21 +104,59 @@ def _config(schedules: int, strategy: str, seed: int) -> Config:
         raise BadInput(str(error)) from None
 
 
-def _selected(path: Path, database: DatabaseKind, keyword: str | None) -> list[Simulation]:
+def _databases(flag: DatabaseKind | None, project: Project) -> tuple[DatabaseKind, ...] | None:
+    """The kinds to run on: ``--db``, else the project's ``databases``; None for all declared."""
+    return (flag,) if flag is not None else project.databases
+
+
+def _budget(config: Config, arguments: argparse.Namespace, project: Project) -> str:
+    if arguments.schedules is not None:
+        source = "--schedules"
+    elif project.schedules is not None:
+        source = project.source()
+    else:
+        source = "the default; set schedules in [tool.interlace] or pass --schedules"
+    return (
+        f"{config.schedules} schedules per simulation and database ({source}); "
+        f"strategy {config.strategy_name}, seed {config.seed}"
+    )
+
+
+def _shown(path: Path) -> str:
     try:
-        found = discover(path)
-    except DiscoveryError as error:
-        raise BadInput(str(error)) from None
-    chosen = [
-        s
-        for s in found
-        if (database in s.variants or s.variants == (None,))
-        and (keyword is None or keyword in s.name)
-    ]
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def discover_all(paths: tuple[Path, ...]) -> list[Simulation]:
+    """The simulations under every path, each once, in path order; ``BadInput`` on failure."""
+    found: dict[str, Simulation] = {}
+    for path in paths:
+        try:
+            for simulation in discover(path):
+                found.setdefault(simulation.name, simulation)
+        except DiscoveryError as error:
+            raise BadInput(str(error)) from None
+    return list(found.values())
+
+
+def _selected(
+    paths: tuple[Path, ...], databases: tuple[DatabaseKind, ...] | None, keyword: str | None
+) -> list[Variant]:
+    """(simulation, database) pairs to run, SQLite's first, then PostgreSQL's."""
+    found = discover_all(paths)
+    matching = [s for s in found if keyword is None or keyword in s.name]
+    chosen: list[Variant] = [(s, None) for s in matching if s.variants == (None,)]
+    for kind in DATABASE_KINDS:
+        if databases is None or kind in databases:
+            chosen.extend((s, kind) for s in matching if kind in s.variants)
     if not chosen:
-        where = f"under {path}"
+        where = "under " + ", ".join(_shown(p) for p in paths)
         if found:
-            what = f" for --db {database}" + (f" matching -k {keyword!r}" if keyword else "")
+            what = (f" for {'/'.join(databases)}" if databases else "") + (
+                f" matching -k {keyword!r}" if keyword else ""
+            )
             raise BadInput(f"no simulations found {where}{what} ({len(found)} others found)")
         raise BadInput(
             f"no simulations found {where}: declare them with @interlace.simulation(...) "
@@ -116,16 +174,15 @@ def _check_corpus(corpus: Corpus) -> None:
 
 def _run_one(
     simulation: Simulation,
-    supply: DatabaseSupply,
+    supply: DatabaseSupply | None,
     config: Config,
     corpus: Corpus,
     out: TextIO,
 ) -> SimulationRun:
-    chosen = supply if simulation.variants != (None,) else None
-    name = simulation.scenario_name(None if chosen is None else chosen.kind)
+    name = simulation.scenario_name(None if supply is None else supply.kind)
     progress = Progress(name, config.schedules, out)
     try:
-        run = run_simulation(simulation, chosen, config, corpus=corpus, on_schedule=progress.update)
+        run = run_simulation(simulation, supply, config, corpus=corpus, on_schedule=progress.update)
     finally:
         progress.clear()
     for replayed in run.regressions:
@@ -164,17 +221,16 @@ def _warn_best_effort(runs: list[SimulationRun], out: TextIO) -> None:
         print(f"\nnote: determinism is best effort: {reason}", file=out)
 
 
-def _save_tokens(
-    runs: list[SimulationRun], corpus: Corpus, config: Config, database: str, out: TextIO
-) -> None:
+def _save_tokens(runs: list[SimulationRun], corpus: Corpus, config: Config, out: TextIO) -> None:
     for run in runs:
         failure = run.failure
         if failure is None or run.verdict not in (Verdict.VIOLATION, Verdict.CAUGHT):
             continue  # only new findings: a regression's token is in the corpus already
         if run.verdict is Verdict.CAUGHT and any(r.failure for r in run.regressions):
             continue  # a saved token still reproduces it: do not churn the corpus
+        database = f" --db {run.database}" if run.database else ""
         found_by = (
-            f"interlace run {config.describe()} --db {database} "
+            f"interlace run {config.describe()}{database} "
             f"(schedule {failure.schedule + 1} of the run)"
         )
         path = corpus.save(failure.token, headline=failure.headline(), found_by=found_by)
