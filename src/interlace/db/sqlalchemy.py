@@ -55,11 +55,8 @@ def install() -> None:
     event.listen(Engine, "before_cursor_execute", _before_statement)
     event.listen(Engine, "commit", _before_commit)
     event.listen(Engine, "rollback", _before_rollback)
-    # SQLite's lock waits on the virtual clock (see interlace.db.sqlite)
-    event.listen(Engine, "do_connect", sqlite.on_connect)
-    event.listen(Engine, "do_execute", sqlite.execute)
-    event.listen(Engine, "do_execute_no_params", sqlite.execute_no_params)
-    event.listen(Engine, "do_executemany", sqlite.execute_many)
+    # SQLite's lock waits on the virtual clock, at aiosqlite's layer (interlace.db.sqlite)
+    sqlite.install()
     _installed.append(True)
 
 
