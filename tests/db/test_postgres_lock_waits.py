@@ -54,7 +54,10 @@ def _explore_scripted(target: interlace.Scenario, order: Sequence[str]) -> list[
             on_schedule=lambda record: traces.append(record.trace),
         )
         assert report.passed, report.failure.describe() if report.failure else ""
-    assert all(trace == traces[0] for trace in traces), "the same script ran differently"
+    for trace in traces[1:]:
+        assert trace == traces[0], "the same script ran differently:\n" + "\n".join(
+            f"{a} | {b}" for a, b in zip(traces[0].decisions, trace.decisions, strict=False)
+        )
     return traces
 
 
@@ -272,7 +275,7 @@ def test_a_lock_held_outside_the_simulation_is_reported_as_stuck_with_its_backen
     @contextlib.asynccontextmanager
     async def database() -> AsyncIterator[Database]:
         engine = create_async_engine(url, pool_size=3)
-        connection = await asyncpg.connect(interlace_postgres_database.url)
+        connection = await asyncpg.connect(interlace_postgres_database.dsn)
         outsider.append(connection)
         try:
             await interlace.warm_pool(engine, 2)

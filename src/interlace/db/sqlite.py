@@ -130,7 +130,11 @@ async def _run(
     retried = getattr(fn, "__name__", "") not in _NOT_RETRIED
     attempt = 0
     while True:
-        job = call if state.seconds is not None else functools.partial(_taking_over, state, connection, call)
+        job = (
+            call
+            if state.seconds is not None
+            else functools.partial(_taking_over, state, connection, call)
+        )
         try:
             return await original(connection, job)
         except sqlite3.OperationalError as error:
