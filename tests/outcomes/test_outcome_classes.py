@@ -21,6 +21,7 @@ from interlace import Outcome, invariants
 from interlace._core.errors import StuckOutsideIO
 from interlace._core.loop import ControlledLoop
 from interlace.cli import main
+from interlace.explore import interleaving_digest
 
 pytest_plugins = ["pytester"]
 
@@ -374,3 +375,55 @@ def test_pytest_stops_on_an_unknown_strategy(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--interlace-strategy", "bogus")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--interlace-strategy: unknown strategy 'bogus'*"])
+
+
+# ---- sometimes counts explored schedules only ------------------------------------------
+
+
+@invariants.sometimes("the schedule ran")
+def ran(world: dict[str, int]) -> bool:
+    return True
+
+
+@invariants.final("the counter counts every increment")
+def counted(world: dict[str, int]) -> None:
+    assert world["count"] == 2, f"count is {world['count']}"
+
+
+@contextlib.asynccontextmanager
+async def count_world() -> AsyncIterator[dict[str, int]]:
+    yield {"count": 0}
+
+
+async def zero(world: dict[str, int]) -> None:
+    world["count"] = 0
+
+
+async def two_increments(world: dict[str, int]) -> None:
+    async def increment() -> None:
+        value = world["count"]
+        await asyncio.sleep(0)
+        world["count"] = value + 1
+
+    await asyncio.gather(increment(), increment())
+
+
+def test_sometimes_counts_only_explored_schedules_not_shrink_or_determinism_reruns() -> None:
+    simulation = interlace.simulation(
+        world=count_world, reset=zero, invariants=(counted, ran), databases=()
+    )(two_increments)
+    report = interlace.explore(
+        simulation.scenario(None), schedules=200, seed=3, check_determinism=True
+    )
+    assert report.failure is not None and report.failure.shrinking is not None
+    assert report.failure.shrinking.runs > 0
+    # every passing explored schedule held it once; the failing one and the reruns did not count
+    assert report.sometimes == {"the schedule ran": report.schedules_run - 1}
+
+
+def test_interleavings_are_kept_as_16_byte_digests() -> None:
+    records: list[interlace.ScheduleRecord] = []
+    interlace.explore(lost_increment, schedules=30, shrink=False, on_schedule=records.append)
+    digests = {interleaving_digest(record.trace) for record in records}
+    assert all(len(digest) == 16 for digest in digests)
+    assert interleaving_digest(records[0].trace) == interleaving_digest(records[0].trace)

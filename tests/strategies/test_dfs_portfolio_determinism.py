@@ -30,8 +30,17 @@ def test_budget_running_out_is_not_reported_as_exhausted() -> None:
     report = interlace.explore(lost_update_fixed, strategy="dfs", schedules=2)
     assert report.failure is None
     assert not report.exhausted
-    assert report.coverage.startswith("not exhausted: 2 schedules run; every schedule with fewer")
+    assert report.coverage == (
+        "not exhausted: 2 schedules run, the schedules without preemptions were in progress"
+    )
     assert "no failure within the budget" in report.summary()
+
+
+def test_coverage_never_claims_a_bound_below_one() -> None:
+    # one schedule of a space with several non-preemptive schedules: nothing is proven yet
+    report = interlace.explore(lost_update_fixed, strategy="portfolio", schedules=1)
+    assert "fewer than 0" not in report.coverage
+    assert report.coverage.endswith("the schedules without preemptions were in progress")
 
 
 def test_dfs_deepens_one_preemption_at_a_time() -> None:

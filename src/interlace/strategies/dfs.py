@@ -57,6 +57,12 @@ class DFSStrategy:
                 f"exhausted: {self.schedules_run} schedules within preemption bound "
                 f"{self.max_preemptions}"
             )
+        if self.bound == 0:
+            # nothing is proven yet: even the schedules without preemptions are not all run
+            return (
+                f"not exhausted: {self.schedules_run} schedules run, the schedules without "
+                "preemptions were in progress"
+            )
         return (
             f"not exhausted: {self.schedules_run} schedules run; every schedule with fewer "
             f"than {self.bound} preemptions was covered, bound {self.bound} was in progress"
