@@ -441,13 +441,14 @@ def test_the_monitor_needs_the_controlled_loop_and_an_asyncpg_engine() -> None:
         asyncio.Runner(loop_factory=interlace.ControlledLoop).run(on_sqlite())
 
 
-def test_one_monitor_per_loop(interlace_postgres_database: PostgresDatabase) -> None:
-    async def two() -> None:
+def test_monitor_gives_the_one_monitor_of_a_server(
+    interlace_postgres_database: PostgresDatabase,
+) -> None:
+    async def two() -> bool:
         async with (
-            postgres.monitor(interlace_postgres_database.url),
-            postgres.monitor(interlace_postgres_database.url),
+            postgres.monitor(interlace_postgres_database.url) as first,
+            postgres.monitor(interlace_postgres_database.dsn) as second,
         ):
-            pass
+            return first is second and first.started
 
-    with pytest.raises(UsageError, match="already attached to this loop"):
-        asyncio.Runner(loop_factory=interlace.ControlledLoop).run(two())
+    assert asyncio.Runner(loop_factory=interlace.ControlledLoop).run(two())

@@ -125,7 +125,6 @@ def test_write_lock_with_a_busy_timeout_passes_three_hundred_schedules(strategy:
     def note_busy_waits(record: interlace.ScheduleRecord) -> None:
         waits.extend(d.label for d in record.trace.decisions if d.label.startswith("timer in"))
 
-    started = time.monotonic()
     report = interlace.explore(
         write_lock_with_busy_timeout,
         strategy=strategy,
@@ -136,8 +135,8 @@ def test_write_lock_with_a_busy_timeout_passes_three_hundred_schedules(strategy:
     assert report.passed, report.failure.describe() if report.failure else ""
     assert report.schedules_run == 300
     assert waits, "some statements should have waited for the write lock"
-    # the waits ran on the virtual clock: 300 schedules, some waiting "seconds"
-    assert time.monotonic() - started < 60
+    # the waits ran on the virtual clock ("timer in" decisions), never in the driver's
+    # thread: test_raw_aiosqlite_busy.py pins SQLite's own busy timeout at 0
 
 
 def test_without_the_write_lock_and_a_version_check_an_update_is_lost() -> None:
