@@ -100,6 +100,7 @@ class _Settings:
     seed_was_random: bool
     replay: str | None  # a token: run only its test, that one schedule
     replay_scenario: str | None
+    full: bool  # interleaving tables show their folded rows too
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
@@ -127,6 +128,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N|random",
         help="seed of every exploration (default: 0, fixed so CI is reproducible; "
         "'random' picks one and prints it)",
+    )
+    group.addoption(
+        "--interlace-full",
+        action="store_true",
+        default=False,
+        help="show every row of interleaving tables: setup, the framework's own tasks and "
+        "the invariants' reads, which are folded by default",
     )
     group.addoption(
         "--interlace-replay",
@@ -193,6 +201,7 @@ def _settings(config: pytest.Config) -> _Settings:
         seed_was_random=random_seed,
         replay=token.strip() if token is not None else None,
         replay_scenario=scenario,
+        full=bool(config.getoption("--interlace-full")),
     )
 
 
@@ -425,7 +434,8 @@ def _explore_marked(
     if failure is None:
         return judgement.message  # a canary that was not caught
     if expectation.canary:
-        return f"{judgement.message}\n\n{_report(item, failure, where, replayable=replayable)}"
+        title = f"{judgement.message}\nin {where}"
+        return _report(item, failure, title, replayable=replayable)
     title = f"interlace found a failing schedule in {where}"
     return _report(item, failure, title, replayable=replayable)
 
@@ -465,7 +475,11 @@ def _report(
     importable: bool = False,
     replayable: bool = True,
 ) -> str:
-    """The failure's report with the commands that replay it (none for a ``@given`` example)."""
+    """The failure's report with the commands that replay it (none for a ``@given`` example).
+
+    The headline is said once: when ``title`` holds its first line, the report
+    gives only its further lines.
+    """
     from interlace.report.failure import (  # noqa: PLC0415
         failure_report,
         interlace_replay_command,
@@ -481,7 +495,16 @@ def _report(
         commands.append(
             ("replay", "rerun the test: hypothesis tries this example first, with the same seed")
         )
-    return f"{title}\n\n{failure_report(failure, commands)}"
+    shown = failure.headline().splitlines()[0] in title
+    report = failure_report(
+        failure,
+        commands,
+        headline_shown=shown,
+        full=item.config.stash[_SETTINGS].full,
+        width=item.config.get_terminal_writer().fullwidth,
+        full_hint="--interlace-full",
+    )
+    return f"{title}\n{report}" if shown else f"{title}\n\n{report}"
 
 
 def _record(item: pytest.Item, schedules: int, interleavings: int, failure: Failure | None) -> None:

@@ -61,6 +61,7 @@ from editor_chat import (
 from editor_chat.web import USER_ID_HEADER, create_app
 from interlace.db import postgres
 from interlace.db.supply import Database
+from interlace.lowlevel import label_task
 
 Variant = Literal["fixed", "pre_fix"]
 Pair = tuple[uuid.UUID, uuid.UUID]  # (user_id, tool_id)
@@ -488,6 +489,7 @@ class Process:
         whatever point the scheduler lets it run.
         """
         world = self.world
+        label_task(f"{self.name} send")  # the request's column in the interleaving table
         request = world.open_request(self.name, user_id, tool_id, text)
         streaming = asyncio.Event()
         disconnect = None
@@ -545,6 +547,7 @@ class WebProcess:
     async def post(self, user_id: uuid.UUID, tool_id: uuid.UUID, text: str) -> Request:
         """``POST /tools/{tool_id}/chat``, reading the whole SSE stream (or the JSON error)."""
         world = self.world
+        label_task(f"{self.name} POST /chat")  # the request's column in the interleaving table
         request = world.open_request(self.name, user_id, tool_id, text)
         raised: list[Exception] = []
         _APP_ERRORS.set(raised)  # this task's own context: the app runs in it

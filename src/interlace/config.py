@@ -23,8 +23,8 @@ Fields:
 - ``shrink``: shrink a finding to fewer preemptions, then fewer decisions;
 - ``shrink_runs``: reruns shrinking may take at most;
 - ``shrink_seconds``: wall seconds shrinking may take; ``None`` (the default)
-  means about as long as finding the failure took, within
-  ``SHRINK_SECONDS_FLOOR`` and ``SHRINK_SECONDS_CAP``;
+  means about as long as finding the failure took, at least 2 s and 12 runs,
+  never more than 60 s (``interlace.shrink.ShrinkBudget.after_finding``);
 - ``check_determinism``: run every schedule twice and report the first
   decision where the two runs differ;
 - ``lock_monitor``: watch every asyncpg connection a simulated task uses with
@@ -42,11 +42,6 @@ from interlace._core.errors import UsageError
 from interlace.strategies import NAMES as STRATEGY_NAMES
 from interlace.strategies import Strategy, by_name
 
-#: shrinking never takes longer than this by default, however long the search took
-SHRINK_SECONDS_CAP = 60.0
-#: a failure found at once still gets this long to shrink (a few dozen reruns)
-SHRINK_SECONDS_FLOOR = 5.0
-
 
 @dataclass(frozen=True)
 class Config:
@@ -59,7 +54,7 @@ class Config:
     max_steps: int = 10_000
     stuck_after: float = 10.0
     shrink: bool = True
-    shrink_runs: int = 300
+    shrink_runs: int = 2000
     shrink_seconds: float | None = None
     check_determinism: bool = False
     lock_monitor: bool = True
@@ -107,12 +102,6 @@ class Config:
                 f"unknown Config field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}"
             )
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-    def shrink_budget_seconds(self, find_seconds: float) -> float:
-        """The wall time shrinking may take after a search that took ``find_seconds``."""
-        if self.shrink_seconds is not None:
-            return self.shrink_seconds
-        return min(SHRINK_SECONDS_CAP, max(SHRINK_SECONDS_FLOOR, find_seconds))
 
     def describe(self) -> str:
         """``--schedules 200 --strategy portfolio --seed 0``: the run's budget as flags."""

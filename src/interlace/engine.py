@@ -62,6 +62,7 @@ from interlace.db import sqlalchemy as sqlalchemy_points
 from interlace.invariants import Checker
 from interlace.outcome import Outcome, Problem, headline_of
 from interlace.point import always as check_before_every_decision
+from interlace.point import mark
 from interlace.scenario import Scenario
 from interlace.strategies import Strategy
 
@@ -236,6 +237,7 @@ class ScheduleRunner:
             if checker.always:
                 check_before_every_decision(checker.check_always)
             result = await bound()
+            mark("invariants")  # reports fold the checks' own reads away
             await checker.check_final()
             held.extend(await checker.sometimes_held())
             return result

@@ -207,8 +207,10 @@ async def _shrink(
             return rerun.trace, None
         return rerun.trace, rerun.error if rerun.outcome.is_finding else None
 
-    budget = ShrinkBudget(
-        max_runs=config.shrink_runs, seconds=config.shrink_budget_seconds(found_in)
+    budget = (
+        ShrinkBudget.after_finding(found_in, max_runs=config.shrink_runs)
+        if config.shrink_seconds is None
+        else ShrinkBudget(max_runs=config.shrink_runs, seconds=config.shrink_seconds)
     )
     shrunk = await shrink_schedule(result.trace, result.error, run_once, budget)
     if problems:
@@ -349,7 +351,9 @@ def raise_for(report: ReplayReport) -> Trace:
         raise UsageError(report.problem.message) from error
     if report.failure is not None:
         error = report.failure.exception
-        error.add_note(interleaving_table(report.failure.trace))
+        error.add_note(
+            interleaving_table(report.failure.trace, full_hint="interlace replay TOKEN --full")
+        )
         error.add_note(f"token: {report.failure.token}")
         raise error
     assert report.trace is not None

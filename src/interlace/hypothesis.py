@@ -264,7 +264,8 @@ def _raise_for(result: ScheduleResult, schedule: Schedule, token: str) -> Trace:
     if result.error is None:
         return result.trace
     error = result.error
-    error.add_note(interleaving_table(result.trace))
+    hint = "interleaving_table(trace, full=True)"
+    error.add_note(interleaving_table(result.trace, full_hint=hint))
     error.add_note(f"{schedule!r} made {result.trace.preemptions} preemption(s)")
     error.add_note(f"interlace token: {token}")
     raise error

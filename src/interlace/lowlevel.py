@@ -114,7 +114,21 @@ yours to ``interlace.explore(..., strategy=...)``.
 list of a schedule's ``Decision``s: at each step the runnable tasks, the one
 that ran, and the label of the point it ran from. A ``Token`` is a trace
 reduced to one printable, versioned line that replays it; ``Token.decode``
-reads one, ``Token.from_trace(...).encode()`` makes one.
+reads one, ``Token.from_trace(...).encode()`` makes one. A trace also carries
+display metadata, which no token holds: ``display_names`` (structural name ->
+the name reports show), ``internal_tasks`` (the ORM's and drivers' own tasks),
+``invariant_tasks`` and ``marks`` (where the final invariant checks began).
+
+**Naming tasks in reports** (``label_task``). A world helper that runs a
+request in a task names it, so the interleaving table heads its column with
+the request instead of ``T3``; a no-op outside a simulation::
+
+    async def post(self, path: str, body: dict) -> Response:
+        label_task(f"{self.name} POST {path}")   # the column reads "web-1 POST /chat"
+        ...
+
+Without a label, a task shows its nearest labelled ancestor's name, else the
+app's own task name (``asyncio.create_task(..., name="flush")``).
 """
 
 from __future__ import annotations
@@ -134,6 +148,7 @@ from interlace._core import (
     WaitKind,
     attach_outside_waits,
     detach_outside_waits,
+    label_task,
     outside_waits_of,
 )
 
@@ -152,5 +167,6 @@ __all__ = [
     "WaitKind",
     "attach_outside_waits",
     "detach_outside_waits",
+    "label_task",
     "outside_waits_of",
 ]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from interlace._core.errors import TokenError
 from interlace._core.trace import Trace
-from interlace.report.table import interleaving_table
+from interlace.report.failure import failure_report, interlace_replay_command
 
 
 class Outcome(enum.Enum):
@@ -138,13 +138,20 @@ class Failure:
             notes.append(f"shrinking stopped at {shrinking.stopped}")
         return "; ".join(notes)
 
-    def describe(self) -> str:
-        """The violation, the interleaving table, the token and the command that replays it."""
-        lines = [self.headline(), "", interleaving_table(self.trace)]
-        if self.shrink_note():
-            lines.append(self.shrink_note())
-        lines += ["", f"token: {self.token}", f"replay: interlace replay '{self.token}'"]
-        return "\n".join(lines)
+    def describe(self, *, full: bool = False, width: int | None = None) -> str:
+        """The violation, where it was raised, the interleaving table, the token, the replay.
+
+        ``full``: the table shows the rows it folds by default (setup, the
+        framework's own tasks, the invariants' reads); ``width``: the columns
+        to fit (default: the terminal's). See ``interlace.report.table``.
+        """
+        return failure_report(
+            self,
+            [("replay", interlace_replay_command(self.token))],
+            full=full,
+            width=width,
+            full_hint="describe(full=True)",
+        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from interlace._core import ControlledLoop
+from interlace._core import ControlledLoop, Controller
 
 
 async def point(label: str) -> None:
@@ -43,3 +43,24 @@ def always(check: Callable[[], object]) -> None:
         return
     if isinstance(loop, ControlledLoop) and loop.director is not None:
         loop.director.add_check(check)
+
+
+def mark(phase: str) -> None:
+    """Record that ``phase`` of the schedule begins at the next decision (reports only).
+
+    The engine marks ``"invariants"`` in the root task once the body has
+    returned, so reports can fold away the final invariant checks' own reads.
+    """
+    director = _director()
+    if director is not None:
+        director.mark(phase)
+
+
+def _director() -> Controller | None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    if isinstance(loop, ControlledLoop):
+        return loop.director
+    return None

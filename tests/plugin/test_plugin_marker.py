@@ -80,15 +80,28 @@ def test_a_failing_exploration_reports_invariant_table_token_and_replay_command(
             "*interlace found a failing schedule in * of 50 schedules (portfolio, seed 0)",
             "AssertionError: lost update: balance is *",
             "step | main *| T1 *| T2*",
-            "*start test_lost_update*",
             "*preemptions; * = preemption)",
+            "(1 row hidden: 1 setup; --interlace-full shows them)",
             "token: interlace:v1:test_bank:test_lost_update:*",
             "replay with pytest: pytest test_bank.py::test_lost_update --interlace-replay "
             "'interlace:v1:*'",
         ]
     )
     # a preemption is what makes this bug: the table marks it
-    assert re.search(r"\| start test_lost_update\.<locals>\.w\S* \*", result.stdout.str())
+    assert re.search(r"\| start (test_lost_update\.<locals>\.)?w\S* \*", result.stdout.str())
+    # the headline is said once, the table fits pytest's terminal width
+    report = result.stdout.str().split("short test summary info")[0]
+    assert report.count("lost update: balance is") == 1, report
+    table = _table(report).splitlines()
+    assert max(map(len, table)) <= 80, table
+
+
+def test_interlace_full_shows_the_folded_rows(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bank=LOST_UPDATE)
+    result = pytester.runpytest(*QUIET, "--interlace-full")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["step | main *| T1 *| T2*", "   0 | start test_lost_update*"])
+    assert "shows them)" not in result.stdout.str()
 
 
 def test_the_printed_replay_command_reruns_only_that_schedule(pytester: pytest.Pytester) -> None:

@@ -117,8 +117,9 @@ def test_narrow_bug_is_found_by_dfs_with_bound_three() -> None:
 
 def test_shrinking_searches_fewer_preemptions_when_its_edits_are_stuck() -> None:
     # Seed 2 finds the checked lost update starting the checking request first and
-    # preempting twice; dropping either preemption passes. The one-preemption schedule
-    # starts the other request first: only the search below 2 preemptions finds it.
+    # preempting twice; dropping either preemption passes. One switch moved a step later
+    # (the checking request reads before it is preempted) fails with one preemption,
+    # and the search below it proves that minimal.
     report = interlace.explore(checked_lost_update, strategy="random", schedules=200, seed=2)
     assert report.failure is not None
     assert report.failure.shrinking.found_size == (2, 7)

@@ -22,6 +22,7 @@ from interlace._core.errors import (
 )
 from interlace._core.loop import ControlledLoop, Controller
 from interlace._core.strategy import Candidate, Strategy
+from interlace._core.tasks import label_task
 from interlace._core.trace import Decision, RecordedChoice, Token, Trace, describe_runnable
 from interlace._core.waits import (
     OutsideWaits,
@@ -59,5 +60,6 @@ __all__ = [
     "attach_outside_waits",
     "describe_runnable",
     "detach_outside_waits",
+    "label_task",
     "outside_waits_of",
 ]

@@ -97,6 +97,8 @@ class Director:
         self.parked: dict[asyncio.Task[Any], _Parked] = {}
         self._pending_point: dict[asyncio.Task[Any], str] = {}
         self.decisions: list[Decision] = []
+        # phase name -> step it began at (display metadata, see Trace.marks)
+        self.marks: dict[str, int] = {}
         self._previous: asyncio.Task[Any] | None = None
         self._waking: str | None = None  # why the director itself is waking tasks
         self._passthrough = False  # after the schedule: let every step run
@@ -186,7 +188,31 @@ class Director:
         return ScheduleOutcome(self.trace(), result, error)
 
     def trace(self) -> Trace:
-        return Trace(tuple(self.decisions))
+        registry = self.registry
+        return Trace(
+            tuple(self.decisions),
+            display_names=registry.display_names(),
+            internal_tasks=frozenset(registry.names[t] for t in registry.internal),
+            invariant_tasks=frozenset(registry.names[t] for t in registry.checking),
+            marks=dict(self.marks),
+        )
+
+    def label_task(self, name: str) -> None:
+        """Record ``name`` as the display name of the current simulated task (reports only)."""
+        task = asyncio.current_task(self.loop)
+        if task is not None and task in self.registry:
+            self.registry.label(task, name)
+
+    def mark(self, phase: str) -> None:
+        """Record that ``phase`` begins at the next decision (reports only; the first mark wins).
+
+        ``"invariants"``, marked by the engine in the root task once the body has
+        returned: the root's decisions from here on, and the tasks it creates, are
+        the final invariant checks' own.
+        """
+        self.marks.setdefault(phase, len(self.decisions))
+        if phase == "invariants":
+            self.registry.invariants_begun = True
 
     async def point(self, label: str) -> None:
         """Make the current simulated task stop at a decision point called ``label``."""

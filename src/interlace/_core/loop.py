@@ -51,8 +51,9 @@ class Controller(Protocol):
 
     The loop depends on this, not on ``Director``: the director drives the loop,
     the loop only hands it the steps of simulated tasks. ``interlace.point``,
-    ``interlace.always`` and the SQLAlchemy listeners reach the running schedule
-    through ``loop.director`` and this protocol too.
+    ``interlace.always``, ``interlace.lowlevel.label_task`` and the SQLAlchemy
+    listeners reach the running schedule through ``loop.director`` and this
+    protocol too.
     """
 
     @property
@@ -84,6 +85,14 @@ class Controller(Protocol):
 
     def add_check(self, check: Callable[[], object]) -> None:
         """Run ``check()`` before every decision of the schedule."""
+        ...
+
+    def label_task(self, name: str) -> None:
+        """Record a display name for the running simulated task (reports only)."""
+        ...
+
+    def mark(self, phase: str) -> None:
+        """Record that ``phase`` (e.g. ``"invariants"``) begins at the next decision."""
         ...
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from interlace._core.errors import TokenError
 
@@ -53,9 +53,27 @@ class Decision:
 
 @dataclass(frozen=True)
 class Trace:
-    """The decisions of one schedule, in order."""
+    """The decisions of one schedule, in order, and what reports need to show them.
+
+    Only ``decisions`` identify a trace: the other fields are display
+    metadata for renderers. They are never part of the token nor of a
+    decision's check byte, and they take no part in equality: two runs of the
+    same interleaving are the same trace whatever their tasks were called.
+    """
 
     decisions: tuple[Decision, ...]
+    #: structural name -> display name (``T1`` -> ``web-1 POST /chat``), for tasks that
+    #: have one: given with ``interlace.lowlevel.label_task``, inherited from the task's
+    #: nearest labelled ancestor, or the app's own task name (``create_task(name=...)``)
+    display_names: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: structural names of framework-internal tasks: tasks whose coroutine is the
+    #: ORM's or a driver's own (SQLAlchemy closing a connection under asyncio.shield)
+    internal_tasks: frozenset[str] = field(default_factory=frozenset, compare=False)
+    #: structural names of tasks created by the final invariant checks
+    invariant_tasks: frozenset[str] = field(default_factory=frozenset, compare=False)
+    #: phase name -> the step at which it began (``{"invariants": 33}``: the final
+    #: invariant checks began at step 33; the root's decisions from then on are theirs)
+    marks: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def preemptions(self) -> int:
@@ -72,6 +90,10 @@ class Trace:
             for name in decision.runnable:
                 seen.setdefault(name, None)
         return list(seen)
+
+    def display_name(self, task: str) -> str:
+        """The task's display name (``web-1 POST /chat``), else its structural name."""
+        return self.display_names.get(task, task)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 
     interlace run [PATH] [--schedules N] [--strategy S] [--seed N|random]
                   [--db sqlite|postgres] [-k TEXT] [--corpus DIR] [--no-save] [--json FILE]
-    interlace replay TOKEN
+                  [--full]
+    interlace replay TOKEN [--full]
     interlace list [PATH] [--db sqlite|postgres]
     interlace --version
 
@@ -146,10 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not save the tokens of new failures to the corpus",
     )
+    _full_option(run)
     run.set_defaults(command=run_simulations)
 
     replay_command = commands.add_parser("replay", help="rerun the schedule of a token")
     replay_command.add_argument("token", metavar="TOKEN", help="interlace:v1:... (one line)")
+    _full_option(replay_command)
     replay_command.set_defaults(command=replay_token)
 
     listing = commands.add_parser("list", help="list the simulations under PATH")
@@ -162,6 +165,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.set_defaults(command=list_simulations)
     return parser
+
+
+def _full_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--full",
+        action="store_true",
+        help="show every row of interleaving tables: setup, the framework's own tasks "
+        "(SQLAlchemy closing connections) and the invariants' reads, which are folded by default",
+    )
 
 
 def _positive(text: str) -> int:

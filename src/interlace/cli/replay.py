@@ -14,6 +14,7 @@ from interlace.db.supply import DatabaseSupply
 from interlace.discovery import DiscoveryError, Resolved, resolve
 from interlace.explore import replay_report
 from interlace.outcome import Outcome, ReplayReport
+from interlace.report.failure import failure_report, interlace_replay_command
 from interlace.report.table import interleaving_table
 from interlace.scenario import Scenario
 
@@ -26,10 +27,11 @@ def replay_token(arguments: argparse.Namespace, out: TextIO) -> int:
     except (TokenError, DiscoveryError) as error:
         raise BadInput(str(error)) from None
     print(f"replaying {scenario_name}", file=out)
+    full = bool(getattr(arguments, "full", False))
     if target.database is None:
-        return _show(replay_report(_scenario_of(target, None), token, Config()), out)
+        return _show(replay_report(_scenario_of(target, None), token, Config()), out, full)
     with database_supply(target.database) as supply:
-        return _show(replay_report(_scenario_of(target, supply), token, Config()), out)
+        return _show(replay_report(_scenario_of(target, supply), token, Config()), out, full)
 
 
 def _scenario_of(target: Resolved, supply: DatabaseSupply | None) -> Scenario:
@@ -39,7 +41,7 @@ def _scenario_of(target: Resolved, supply: DatabaseSupply | None) -> Scenario:
     return target.scenario
 
 
-def _show(report: ReplayReport, out: TextIO) -> int:
+def _show(report: ReplayReport, out: TextIO, full: bool) -> int:
     problem = report.problem
     if problem is not None:
         if problem.outcome is Outcome.INTERNAL_ERROR:
@@ -48,10 +50,11 @@ def _show(report: ReplayReport, out: TextIO) -> int:
         raise BadInput(problem.message)
     failure = report.failure
     if failure is not None:
-        print(failure.describe(), file=out)
+        commands = [("replay", interlace_replay_command(failure.token))]
+        print(failure_report(failure, commands, full=full), file=out)
         print("\nthe violation is reproduced: the schedule of this token still fails", file=out)
         return EXIT_FAILED
     assert report.trace is not None
-    print(interleaving_table(report.trace), file=out)
+    print(interleaving_table(report.trace, full=full), file=out)
     print("\npassed: the schedule of this token no longer fails", file=out)
     return EXIT_OK

@@ -49,7 +49,7 @@ def run_simulations(arguments: argparse.Namespace, out: TextIO) -> int:
     print("", file=out)
     print(summary_table(runs), file=out)
     _warn_best_effort(runs, out)
-    _explain(runs, out)
+    _explain(runs, out, full=arguments.full)
     if not arguments.no_save:
         _save_tokens(runs, corpus, config, database, out)
     if arguments.json is not None:
@@ -119,23 +119,24 @@ def _run_one(
     return run
 
 
-def _explain(runs: list[SimulationRun], out: TextIO) -> None:
+def _explain(runs: list[SimulationRun], out: TextIO, *, full: bool = False) -> None:
     caught = [r for r in runs if r.verdict is Verdict.CAUGHT]
     failed = [r for r in runs if not r.ok and r.problem is None]
     problems = [r for r in runs if r.problem is not None]
     if caught:
         print("\nExpected violations found (canaries):", file=out)
         for run in caught:
-            print(explain(run), file=out)
+            print(explain(run, full=full), file=out)
+            print("", file=out)
     if failed:
         print("\nFailures:", file=out)
         for run in failed:
-            print(explain(run), file=out)
+            print(explain(run, full=full), file=out)
             print("", file=out)
     if problems:
         print("\nErrors (not findings: nothing was shrunk or saved):", file=out)
         for run in problems:
-            print(explain(run), file=out)
+            print(explain(run, full=full), file=out)
             print("", file=out)
 
 

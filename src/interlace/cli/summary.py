@@ -7,10 +7,14 @@ simulations.editor_chat.identical:two_processes_pre_fix[sqlite]  1        1  cau
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 
 from interlace.outcome import SimulationRun, Verdict
 from interlace.report.failure import failure_report, interlace_replay_command
+from interlace.report.table import DEFAULT_WIDTH
+
+_INDENT = "  "
 
 _HEADERS = ("simulation", "schedules", "interleavings", "verdict", "time")
 
@@ -58,21 +62,35 @@ def totals(runs: Sequence[SimulationRun]) -> str:
     return text + (f", {errors} could not run" if errors else "")
 
 
-def explain(run: SimulationRun) -> str:
-    """What a failing run found, what a caught canary found (with its token), or the problem."""
-    lines = [f"{run.scenario}: {run.verdict.value}", f"  {run.message}"]
+def explain(run: SimulationRun, *, full: bool = False, width: int | None = None) -> str:
+    """What a run found, as a failure report (a caught canary's too), or the problem.
+
+    The verdict line, the run's one-line message, then the finding's report:
+    the headline's further lines (its first is in the message already), where
+    an application error was raised, the interleaving table (``full``: with
+    the folded rows; fitted to ``width``, default the terminal's), the token
+    and the command that replays it.
+    """
+    lines = [f"{run.scenario}: {run.verdict.value}", f"{_INDENT}{run.message}"]
     if run.problem is not None:
         details = run.problem.describe().splitlines()[1:]
-        lines.extend(f"  {line}" if line else "" for line in details)
+        lines.extend(f"{_INDENT}{line}" if line else "" for line in details)
         return "\n".join(lines)
     failure = run.failure
     if failure is None:
         return "\n".join(lines)
-    if run.ok:
-        lines.extend(f"    {line}" for line in failure.headline().splitlines()[1:])
-        lines.append(f"  token: {failure.token}")
-        return "\n".join(lines)
-    report = failure_report(failure, [("replay", interlace_replay_command(failure.token))])
-    lines.append("")
-    lines.extend(f"  {line}" if line else "" for line in report.splitlines())
+    headline = failure.headline().splitlines()[0]
+    shown = headline in run.message
+    if width is None:
+        width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    report = failure_report(
+        failure,
+        [("replay", interlace_replay_command(failure.token))],
+        headline_shown=shown,
+        full=full,
+        width=width - len(_INDENT),
+    )
+    if not shown:
+        lines.append("")  # the report starts with the headline itself
+    lines.extend(f"{_INDENT}{line}" if line else "" for line in report.splitlines())
     return "\n".join(lines)
