@@ -37,7 +37,12 @@ option given on the command line wins over both:
 - ``--interlace-seed N|random``: 0 by default so CI is reproducible;
   ``random`` picks one per session and prints it;
 - ``--interlace-replay TOKEN``: run only the test the token's scenario
-  names, replaying that one schedule.
+  names, replaying that one schedule;
+- ``--interlace-html DIR``: write one self-contained HTML report of the
+  session's interlace tests into DIR (summary, coverage growth, swimlanes of
+  every failure); ``--interlace-sarif FILE``: their findings as SARIF 2.1.0.
+  Both are rendered from the outcomes the tests already have (the renderers
+  of ``interlace.report``, imported only when asked for).
 
 A failing test reports the invariant and its message, the interleaving
 table (one column per task, one row per decision, ``*`` = preemption), the
@@ -69,7 +74,10 @@ import functools
 import inspect
 import random
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -79,7 +87,7 @@ if TYPE_CHECKING:
     from interlace.db.provider import PostgresDatabase, PostgresServer
     from interlace.db.supply import DatabaseKind, DatabaseSupply
     from interlace.expectation import Expectation
-    from interlace.outcome import Failure, Problem
+    from interlace.outcome import ExploreReport, Failure, Problem, SimulationRun
     from interlace.scenario import Scenario
     from interlace.simulations import Simulation
 
@@ -103,8 +111,30 @@ class _Settings:
     full: bool  # interleaving tables show their folded rows too
 
 
+@dataclasses.dataclass
+class _Reports:
+    """What ``--interlace-html`` and ``--interlace-sarif`` render at the end of the session."""
+
+    html: Path | None
+    sarif: Path | None
+    # wall clock for the report's "started" and "elapsed" only: no decision sees it
+    started: datetime = dataclasses.field(default_factory=lambda: datetime.now(UTC))
+    clock: float = dataclasses.field(default_factory=time.monotonic)
+    #: every interlace test's outcome, in the order they ran
+    runs: list[SimulationRun] = dataclasses.field(default_factory=list)
+    #: scenario name -> the node id that replays it (the reports' replay command)
+    nodes: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: the files written (or why one could not be), for the terminal summary
+    written: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def wanted(self) -> bool:
+        return self.html is not None or self.sarif is not None
+
+
 _SETTINGS = pytest.StashKey[_Settings]()
 _DATABASES = pytest.StashKey["_Databases"]()
+_REPORTS = pytest.StashKey[_Reports]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -142,6 +172,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TOKEN",
         help="run only the test whose scenario the token names, replaying its schedule",
     )
+    group.addoption(
+        "--interlace-html",
+        default=None,
+        type=Path,
+        metavar="DIR",
+        help="write a self-contained HTML report of the interlace tests (swimlanes of every "
+        "failure) into DIR",
+    )
+    group.addoption(
+        "--interlace-sarif",
+        default=None,
+        type=Path,
+        metavar="FILE",
+        help="write the interlace tests' findings as SARIF 2.1.0 to FILE",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -156,6 +201,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_SETTINGS] = _settings(config)
     config.stash[_DATABASES] = _Databases()
+    config.stash[_REPORTS] = _Reports(
+        html=config.getoption("--interlace-html"), sarif=config.getoption("--interlace-sarif")
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -419,15 +467,17 @@ def _explore_marked(
     from interlace.explore import explore  # noqa: PLC0415
 
     report = explore(scenario, config)
-    if report.problem is not None:
-        _fail_with_problem(report.problem)
-    failure = report.failure
-    _record(item, report.schedules_run, report.distinct_interleavings, failure)
+    expectation = _expectation(item)
     where = (
         f"{report.schedules_run} of {config.schedules} schedules "
         f"({config.strategy_name}, seed {config.seed})"
     )
-    expectation = _expectation(item)
+    if replayable:  # a @given test's examples are not reported one by one
+        _remember_marked(item, scenario.name, report, expectation, where)
+    if report.problem is not None:
+        _fail_with_problem(report.problem)
+    failure = report.failure
+    _record(item, report.schedules_run, report.distinct_interleavings, failure)
     judgement = expectation.judge(failure, where)
     if judgement.ok:
         return None
@@ -438,6 +488,87 @@ def _explore_marked(
         return _report(item, failure, title, replayable=replayable)
     title = f"interlace found a failing schedule in {where}"
     return _report(item, failure, title, replayable=replayable)
+
+
+def _remember_marked(
+    item: pytest.Item,
+    scenario: str,
+    report: ExploreReport,
+    expectation: Expectation,
+    where: str,
+) -> None:
+    """Keep a marked test's outcome for the session's reports, judged as the test is."""
+    reports = item.config.stash[_REPORTS]
+    if not reports.wanted:
+        return
+    from interlace.outcome import Outcome, SimulationRun, Verdict  # noqa: PLC0415
+
+    judgement = expectation.judge(report.failure, where)
+    if report.problem is not None:
+        internal = report.problem.outcome is Outcome.INTERNAL_ERROR
+        verdict = Verdict.INTERNAL_ERROR if internal else Verdict.USAGE_ERROR
+        message = report.problem.headline()
+    elif judgement.caught:
+        verdict, message = Verdict.CAUGHT, judgement.message
+    elif not judgement.ok:
+        verdict = Verdict.VIOLATION if report.failure is not None else Verdict.MISSED
+        message = judgement.message
+    else:
+        verdict, message = Verdict.PASSED, judgement.message
+    run = SimulationRun(
+        scenario,
+        None,
+        expectation.canary,
+        verdict,
+        message,
+        report.failure,
+        report,
+        problem=report.problem,
+    )
+    _remember(item, run)
+
+
+def _remember(item: pytest.Item, run: SimulationRun) -> None:
+    reports = item.config.stash[_REPORTS]
+    if reports.wanted:
+        reports.runs.append(run)
+        reports.nodes[run.scenario] = item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Render ``--interlace-html`` and ``--interlace-sarif`` from the session's outcomes."""
+    reports = session.config.stash.get(_REPORTS, None)
+    if reports is None or not reports.wanted:
+        return
+    from interlace.report.context import RunInfo  # noqa: PLC0415
+    from interlace.report.failure import pytest_replay_command  # noqa: PLC0415
+
+    settings = session.config.stash[_SETTINGS]
+    databases = sorted({run.database for run in reports.runs if run.database is not None})
+    info = RunInfo(
+        started=reports.started,
+        elapsed=time.monotonic() - reports.clock,
+        database=databases[0] if len(databases) == 1 else None,
+        settings=f"--interlace-seed {settings.session_seed}",
+        command="pytest",
+        root=session.config.rootpath,
+        replay=lambda run, failure: pytest_replay_command(
+            reports.nodes.get(run.scenario, run.scenario), failure.token
+        ),
+    )
+    from interlace.report.html import write_html  # noqa: PLC0415
+    from interlace.report.sarif import render_sarif  # noqa: PLC0415
+
+    try:
+        if reports.html is not None:
+            reports.written.append(f"wrote {write_html(reports.runs, info, reports.html)}")
+        if reports.sarif is not None:
+            reports.sarif.parent.mkdir(parents=True, exist_ok=True)
+            reports.sarif.write_text(render_sarif(reports.runs, info), encoding="utf-8")
+            reports.written.append(f"wrote {reports.sarif}")
+    except OSError as error:
+        reports.written.append(f"cannot write a report: {error}")
 
 
 def _replay_marked(item: pytest.Function, scenario: Scenario, token: str) -> str | None:
@@ -542,6 +673,7 @@ class SimulationItem(pytest.Item):
         from interlace.runner import run_simulation  # noqa: PLC0415
 
         run = run_simulation(self.simulation, supply, _config(self, settings, {}))
+        _remember(self, run)
         if run.problem is not None:
             _fail_with_problem(run.problem)
         if run.report is not None:
@@ -674,6 +806,9 @@ def pytest_terminal_summary(
     outcome = databases.outcome() if databases is not None else None
     if outcome is not None:
         terminalreporter.write_line(f"interlace postgres: {outcome}")
+    reports = config.stash.get(_REPORTS, None)
+    for line in reports.written if reports is not None else ():
+        terminalreporter.write_line(f"interlace: {line}")
 
 
 def _skip_or_fail(reason: str) -> NoReturn:

@@ -114,6 +114,7 @@ class _Exploration:
         self.runs = 0
         # Digests, not traces: an exploration of 10,000 schedules keeps 10,000 x 16 bytes.
         self.interleavings: set[bytes] = set()
+        self.curve = CoverageCurve()
         # invariant: a key for every sometimes invariant of the scenario's database
         self.sometimes = dict.fromkeys(scenario.sometimes_names(), 0)
         self.exhausted = False
@@ -130,13 +131,19 @@ class _Exploration:
             result = await runner.run(self.strategy, seed=seed)
             self.runs += 1
             self.interleavings.add(interleaving_digest(result.trace))
+            self.curve.add(self.runs, len(self.interleavings))
             if result.passed and self.config.check_determinism:
                 result = await _rerun_for_divergence(runner, result, seed)
             for name in result.held:
                 self.sometimes[name] = self.sometimes.get(name, 0) + 1
             if self.on_schedule is not None:
                 record = ScheduleRecord(
-                    self.runs - 1, seed, result.trace, result.outcome, result.error
+                    self.runs - 1,
+                    seed,
+                    result.trace,
+                    result.outcome,
+                    result.error,
+                    len(self.interleavings),
                 )
                 self.on_schedule(record)
             if result.problem is not None:
@@ -177,7 +184,46 @@ class _Exploration:
             best_effort=best_effort,
             problem=self.problem,
             sometimes=dict(self.sometimes),
+            coverage_curve=self.curve.points(self.runs, len(self.interleavings)),
         )
+
+
+class CoverageCurve:
+    """Distinct interleavings after each schedule, thinned to at most about ``limit`` points.
+
+    Reports plot it (coverage growth); an exploration of a million schedules
+    keeps at most ``2 * limit`` pairs. Thinning keeps every ``stride``-th
+    schedule, doubling the stride whenever the points outgrow the limit, so
+    the points stay evenly spaced and the curve is the same on every run.
+
+    >>> curve = CoverageCurve(limit=2)
+    >>> for runs in range(1, 6):
+    ...     curve.add(runs, runs)
+    >>> curve.points(5, 5)
+    ((2, 2), (4, 4), (5, 5))
+    """
+
+    def __init__(self, limit: int = 200) -> None:
+        self.limit = limit
+        # invariant: every point's schedule count is a multiple of stride
+        self.stride = 1
+        self._points: list[tuple[int, int]] = []
+
+    def add(self, runs: int, distinct: int) -> None:
+        if runs % self.stride:
+            return
+        self._points.append((runs, distinct))
+        if len(self._points) > self.limit:
+            self.stride *= 2
+            self._points = [p for p in self._points if p[0] % self.stride == 0]
+
+    def points(self, runs: int, distinct: int) -> tuple[tuple[int, int], ...]:
+        """The curve, ending with the whole run (``runs`` schedules, ``distinct`` of them)."""
+        if runs == 0:
+            return ()
+        if self._points and self._points[-1][0] == runs:
+            return tuple(self._points)
+        return (*self._points, (runs, distinct))
 
 
 def interleaving_digest(trace: Trace) -> bytes:
@@ -197,6 +243,9 @@ async def _shrink(
     """Shrink a finding; a usage or internal error met on the way ends the run instead."""
     assert result.error is not None
     problems: list[Problem] = []
+    # the shrink runs that passed: reports show where the nearest one parts from the
+    # shrunk schedule (at most shrink_runs traces, dropped when shrinking ends)
+    passing: list[Trace] = []
 
     async def run_once(strategy: Strategy) -> tuple[Trace, BaseException | None]:
         if problems:
@@ -205,6 +254,8 @@ async def _shrink(
         if rerun.problem is not None:
             problems.append(rerun.problem)
             return rerun.trace, None
+        if rerun.passed:
+            passing.append(rerun.trace)
         return rerun.trace, rerun.error if rerun.outcome.is_finding else None
 
     budget = (
@@ -221,8 +272,30 @@ async def _shrink(
         seconds=shrunk.elapsed,
         minimal=shrunk.minimal,
         stopped=shrunk.stopped,
+        nearest_passing=nearest(shrunk.trace, passing),
     )
     return shrunk.trace, shrunk.error, shrinking
+
+
+def nearest(failing: Trace, passing: list[Trace]) -> Trace | None:
+    """The passing trace that parts from ``failing`` latest, then with the fewest other changes.
+
+    Parting latest is what a person reads first ("the same 17 decisions, then
+    T1 instead of T2"); among those, the one whose remaining choices differ
+    least. The earliest such trace wins a tie, so the choice is deterministic.
+    """
+    target = _choices(failing)
+
+    def distance(trace: Trace) -> tuple[int, int]:
+        choices = _choices(trace)
+        parted = next(
+            (i for i, (a, b) in enumerate(zip(choices, target, strict=False)) if a != b),
+            min(len(choices), len(target)),
+        )
+        differing = sum(1 for a, b in zip(choices, target, strict=False) if a != b)
+        return (-parted, differing + abs(len(choices) - len(target)))
+
+    return min(passing, key=distance, default=None)
 
 
 async def _rerun_for_divergence(
@@ -361,6 +434,7 @@ def raise_for(report: ReplayReport) -> Trace:
 
 
 __all__ = [
+    "CoverageCurve",
     "ExploreReport",
     "Failure",
     "InternalError",
@@ -368,6 +442,7 @@ __all__ = [
     "explore",
     "explore_async",
     "interleaving_digest",
+    "nearest",
     "raise_for",
     "replay",
     "replay_async",

@@ -56,8 +56,9 @@ message names the kind, the invariant and the detail.
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from interlace._core.errors import UsageError
@@ -87,6 +88,10 @@ class Invariant:
         return self.check(world)
 
 
+#: (filename, line, function) of one frame, as ``traceback.extract_tb`` gives them
+SourceFrame = tuple[str, int, str]
+
+
 @dataclass(frozen=True)
 class Violation:
     """One invariant that did not hold, and the detail its check gave."""
@@ -94,6 +99,11 @@ class Violation:
     invariant: str
     kind: InvariantKind
     detail: str
+    #: where it failed, outermost frame first: the frames of the check's AssertionError,
+    #: or the check's own definition when it returned False. Reports (SARIF, GitHub
+    #: annotations) point at the innermost application frame of these
+    #: (``interlace.report.locations``).
+    frames: tuple[SourceFrame, ...] = field(default=(), compare=False)
 
     def describe(self) -> str:
         detail = self.detail.strip() or "(the check gave no detail)"
@@ -201,7 +211,7 @@ def _run_sync(invariant: Invariant, world: Any) -> Violation | None:
     try:
         outcome = invariant.check(world)
     except AssertionError as failed:
-        return Violation(invariant.name, invariant.kind, str(failed))
+        return Violation(invariant.name, invariant.kind, str(failed), _frames_of(failed))
     if inspect.isawaitable(outcome):
         _discard(outcome)
         raise UsageError(
@@ -217,7 +227,7 @@ async def _run_async(invariant: Invariant, world: Any) -> Violation | None:
         if inspect.isawaitable(outcome):
             outcome = await outcome
     except AssertionError as failed:
-        return Violation(invariant.name, invariant.kind, str(failed))
+        return Violation(invariant.name, invariant.kind, str(failed), _frames_of(failed))
     return _judge_return(invariant, outcome)
 
 
@@ -226,12 +236,29 @@ def _judge_return(invariant: Invariant, outcome: object) -> Violation | None:
     if outcome is None or outcome is True:
         return None
     if outcome is False:
-        return Violation(invariant.name, invariant.kind, "(the check returned False)")
+        return Violation(
+            invariant.name, invariant.kind, "(the check returned False)", _definition(invariant)
+        )
     raise UsageError(
         f"{invariant.kind} invariant {invariant.name!r} returned {outcome!r}; a {invariant.kind} "
         "check returns None or True when it holds and False when it does not (or raises "
         "AssertionError with a detail, as `assert cond, 'detail'` does)"
     )
+
+
+def _frames_of(error: BaseException) -> tuple[SourceFrame, ...]:
+    return tuple(
+        (entry.filename, entry.lineno or 0, entry.name)
+        for entry in traceback.extract_tb(error.__traceback__)
+    )
+
+
+def _definition(invariant: Invariant) -> tuple[SourceFrame, ...]:
+    """The line that defines the check (``def``), for a check that returned False."""
+    code = getattr(inspect.unwrap(invariant.check), "__code__", None)
+    if code is None:
+        return ()
+    return ((code.co_filename, code.co_firstlineno, code.co_name),)
 
 
 def _discard(awaitable: Awaitable[object]) -> None:

@@ -88,6 +88,10 @@ class Shrinking:
     minimal: bool = False
     #: why shrinking stopped early ("its time budget of 5.0 s"), None when it finished
     stopped: str | None = None
+    #: of the schedules that passed while shrinking, the one whose choices differ least
+    #: from the shrunk one (usually the same decisions with one switch undone): reports
+    #: show where the two part; None when no shrink run passed
+    nearest_passing: Trace | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,8 @@ class ScheduleRecord:
     trace: Trace
     outcome: Outcome
     error: BaseException | None
+    #: distinct interleavings among the schedules explored so far, this one included
+    interleavings: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,9 @@ class ExploreReport:
     #: sometimes invariant name -> explored schedules in which it held (shrink runs and
     #: determinism reruns are not counted)
     sometimes: dict[str, int] = field(default_factory=dict)
+    #: coverage growth: (schedules run, distinct interleavings so far), in order, at most
+    #: about 200 points, the last one the whole run (see ``interlace.explore``)
+    coverage_curve: tuple[tuple[int, int], ...] = ()
 
     @property
     def outcome(self) -> Outcome:

@@ -26,14 +26,13 @@ from known_bugs import (
 from simulations.editor_chat import identical
 
 import interlace
-from interlace import Scenario
+from interlace import Config, Scenario
 from interlace._core import Strategy
-from interlace._core.director import Director, Limits
-from interlace._core.errors import TokenError
 from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Trace
 from interlace.db.provider import PostgresServer
 from interlace.db.supply import PostgresSupply, SqliteSupply
+from interlace.engine import ScheduleRunner
 from interlace.explore import Failure
 from interlace.scenario import as_scenario
 from interlace.shrink import (
@@ -74,23 +73,19 @@ def shrink_found(
     budget: ShrinkBudget,
     watch: Callable[[Strategy, Trace], None] | None = None,
 ) -> Shrunk:
-    """Shrink ``found`` on a fresh resource, running schedules as explore's run_once does."""
+    """Shrink ``found`` on a fresh resource, running schedules on the engine as explore does."""
     target = as_scenario(found.scenario)
-    limits = Limits()
 
     async def main() -> Shrunk:
-        loop = asyncio.get_running_loop()
-        assert isinstance(loop, ControlledLoop)
-        async with target.resources() as value:
+        async with ScheduleRunner(target, Config()) as runner:
+            assert runner.setup_problem is None, runner.setup_problem
 
             async def run_once(strategy: Strategy) -> tuple[Trace, BaseException | None]:
-                await target.reset_within(value, limits.stuck_after)
-                outcome = await Director(loop, strategy, limits).run(target.bind(value))
-                if isinstance(outcome.error, TokenError):
-                    raise outcome.error
+                result = await runner.run(strategy, seed=0)
+                assert result.problem is None, result.problem.describe()
                 if watch is not None:
-                    watch(strategy, outcome.trace)
-                return outcome.trace, outcome.error
+                    watch(strategy, result.trace)
+                return result.trace, result.error if result.outcome.is_finding else None
 
             run: RunSchedule = run_once
             return await shrink(found.failure.trace, found.failure.exception, run, budget)

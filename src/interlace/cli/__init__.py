@@ -4,6 +4,7 @@
 
     interlace run [PATH] [--schedules N] [--strategy S] [--seed N|random]
                   [--db sqlite|postgres] [-k TEXT] [--corpus DIR] [--no-save] [--json FILE]
+                  [--html DIR] [--sarif FILE] [--junitxml FILE] [--github | --no-github]
                   [--full]
     interlace replay TOKEN [--full]
     interlace list [PATH] [--db sqlite|postgres]
@@ -13,6 +14,10 @@
 replays their saved regressions (``--corpus``, default
 ``simulations/regressions``), explores each with the budget, prints a
 summary table and saves the token of every new finding to the corpus.
+Reports of the same outcomes (``interlace.report``): ``--json`` (versioned
+JSON), ``--html`` (one self-contained page with swimlanes), ``--sarif``
+(SARIF 2.1.0), ``--junitxml`` (JUnit XML), ``--github`` (annotations and a
+job summary; on by itself when ``GITHUB_ACTIONS=true``).
 
 Exit status, the most severe of the run's outcomes (``interlace.outcome``):
 
@@ -140,7 +145,36 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="also write the run (verdicts, failures with their traces) as JSON to FILE",
+        help="also write the run (verdicts, failures with their traces) as JSON to FILE "
+        "(format version 3, documented in the README)",
+    )
+    run.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a self-contained HTML report (summary, coverage, swimlanes) into DIR",
+    )
+    run.add_argument(
+        "--sarif",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the findings as SARIF 2.1.0 to FILE, for code scanning",
+    )
+    run.add_argument(
+        "--junitxml",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write one JUnit XML test case per simulation and database to FILE",
+    )
+    run.add_argument(
+        "--github",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print GitHub Actions annotations and append a job summary to "
+        "$GITHUB_STEP_SUMMARY (default: on when GITHUB_ACTIONS=true)",
     )
     run.add_argument(
         "--no-save",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from interlace._core.errors import UsageError
 from interlace.cli.errors import BadInput, database_supply
-from interlace.cli.json_document import dumps, run_document
 from interlace.cli.progress import Progress
 from interlace.cli.summary import explain, summary_table, totals
 from interlace.config import Config
@@ -18,6 +20,12 @@ from interlace.corpus import Corpus, CorpusError
 from interlace.db.supply import DatabaseKind, DatabaseSupply
 from interlace.discovery import DiscoveryError, discover
 from interlace.outcome import SimulationRun, Verdict
+from interlace.report import github
+from interlace.report.context import RunInfo
+from interlace.report.document import render_json
+from interlace.report.html import write_html
+from interlace.report.junit import render_junit
+from interlace.report.sarif import render_sarif
 from interlace.runner import run_simulation
 from interlace.simulations import Simulation
 
@@ -27,6 +35,8 @@ DEFAULT_SCHEDULES = 200
 
 
 def run_simulations(arguments: argparse.Namespace, out: TextIO) -> int:
+    # wall clock for the reports' "started" and "elapsed" only: no decision sees it
+    started, clock = datetime.now(UTC), time.monotonic()
     database: DatabaseKind = arguments.db
     simulations = _selected(arguments.path, database, arguments.keyword)
     seed = arguments.seed
@@ -52,8 +62,13 @@ def run_simulations(arguments: argparse.Namespace, out: TextIO) -> int:
     _explain(runs, out, full=arguments.full)
     if not arguments.no_save:
         _save_tokens(runs, corpus, config, database, out)
-    if arguments.json is not None:
-        _write_json(arguments.json, run_document(runs, config, database), out)
+    info = RunInfo(
+        started=started,
+        elapsed=time.monotonic() - clock,
+        database=database,
+        settings=config.describe(),
+    )
+    _write_reports(arguments, runs, info, config, out)
     print("", file=out)
     print(totals(runs), file=out)
     for run in runs:
@@ -166,9 +181,47 @@ def _save_tokens(
         print(f"saved regression token: {path}", file=out)
 
 
-def _write_json(path: Path, document: dict[str, object], out: TextIO) -> None:
+def _write_reports(
+    arguments: argparse.Namespace,
+    runs: list[SimulationRun],
+    info: RunInfo,
+    config: Config,
+    out: TextIO,
+) -> None:
+    """Every report the flags ask for, each from the same outcomes (nothing is rerun)."""
+    if arguments.json is not None:
+        _write("--json", arguments.json, lambda: render_json(runs, info, config), out)
+    if arguments.sarif is not None:
+        _write("--sarif", arguments.sarif, lambda: render_sarif(runs, info), out)
+    if arguments.junitxml is not None:
+        _write("--junitxml", arguments.junitxml, lambda: render_junit(runs, info), out)
+    if arguments.html is not None:
+        try:
+            path = write_html(runs, info, arguments.html)
+        except OSError as error:
+            raise BadInput(
+                f"cannot write --html {arguments.html}: {error.strerror or error}"
+            ) from None
+        print(f"wrote {path}", file=out)
+    use_github = arguments.github if arguments.github is not None else github.in_github_actions()
+    if use_github:
+        for line in github.workflow_commands(runs, info):
+            print(line, file=out)  # the runner reads workflow commands from stdout
+        try:
+            summary = github.append_summary(runs, info)
+        except OSError as error:
+            raise BadInput(
+                f"cannot append to ${github.SUMMARY_ENV}: {error.strerror or error}"
+            ) from None
+        if summary is not None:
+            print(f"appended the job summary to {summary}", file=out)
+
+
+def _write(flag: str, path: Path, render: Callable[[], str], out: TextIO) -> None:
     try:
-        path.write_text(dumps(document), encoding="utf-8")
+        if path.parent != Path():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(), encoding="utf-8")
     except OSError as error:
-        raise BadInput(f"cannot write --json {path}: {error.strerror or error}") from None
+        raise BadInput(f"cannot write {flag} {path}: {error.strerror or error}") from None
     print(f"wrote {path}", file=out)
