@@ -28,8 +28,11 @@ production; no schedule ever waits out a real busy timeout.
 
 This runs at aiosqlite's one funnel (``Connection._execute``), so it covers
 raw aiosqlite and SQLAlchemy's aiosqlite dialect alike: statements, cursors'
-fetches and COMMIT. ``executescript`` is not retried (a retry would run the
-statements before the busy one again); it fails as with a busy timeout of 0.
+fetches, and, on raw connections, COMMIT. A COMMIT through SQLAlchemy is not
+retried (it raises as with a busy timeout of 0), as before this model moved
+here: the reference simulations' known schedules depend on it (see
+``commit_not_retried``). ``executescript`` is not retried (a retry would run
+the statements before the busy one again); it fails as with a busy timeout of 0.
 Retrying is SQLite's busy handler's rule for every busy lock, although SQLite
 itself skips the handler (fails at once) when a connection that already
 read in a transaction asks for the write lock; under interlace that wait
@@ -86,6 +89,8 @@ class _BusyTimeout:
     seconds: float | None = None
 
 
+# connections whose COMMIT is not retried (see commit_not_retried)
+_COMMIT_AT_ONCE: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
 # Weak keys: a connection that is dropped takes its state with it.
 _TAKEN_OVER: weakref.WeakKeyDictionary[aiosqlite.Connection, _BusyTimeout] = (
     weakref.WeakKeyDictionary()
@@ -108,6 +113,16 @@ def install() -> None:
     _installed.append(True)
 
 
+def commit_not_retried(connection: aiosqlite.Connection) -> None:
+    """Let ``connection``'s COMMIT fail at once when the database is locked.
+
+    SQLAlchemy's connections (``interlace.db.sqlalchemy`` marks them as its pool
+    opens them): their COMMIT has always raised "database is locked" at once
+    under interlace, and explorations recorded under that model keep their meaning.
+    """
+    _COMMIT_AT_ONCE.add(connection)
+
+
 def app_busy_timeout(connection: aiosqlite.Connection) -> float | None:
     """The application's busy timeout of ``connection`` in seconds, once taken over."""
     state = _TAKEN_OVER.get(connection)
@@ -127,7 +142,8 @@ async def _run(
             return await original(connection, fn, *args, **kwargs)
         state = _TAKEN_OVER.setdefault(connection, _BusyTimeout())
     call = functools.partial(fn, *args, **kwargs)
-    retried = getattr(fn, "__name__", "") not in _NOT_RETRIED
+    name = getattr(fn, "__name__", "")
+    retried = name not in _NOT_RETRIED and not (name == "commit" and connection in _COMMIT_AT_ONCE)
     attempt = 0
     while True:
         job = (
