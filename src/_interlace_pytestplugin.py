@@ -22,8 +22,12 @@ with ``INTERLACE_REQUIRE_POSTGRES=1``).
 Fixtures: ``interlace_postgres`` (the session's PostgreSQL server from the
 provider chain, started on first use, shared with the simulation tests) and
 ``interlace_postgres_database`` (a fresh database on it for the session,
-configured for simulation, dropped afterwards). Without a server they skip
-with the reason, or fail with ``INTERLACE_REQUIRE_POSTGRES=1``.
+configured for simulation, dropped afterwards): its ``.url`` goes to
+``create_async_engine`` as it is (``postgresql+asyncpg://``), its ``.dsn`` to
+``asyncpg.connect`` (``postgresql://``). Without a server they skip with the
+reason, or fail with ``INTERLACE_REQUIRE_POSTGRES=1``. Lock waits on
+PostgreSQL need nothing more: interlace watches every asyncpg connection the
+test's tasks use (``lock_monitor=False`` on the marker turns that off).
 
 Options (group "interlace"); a marker's keyword wins over the default, an
 option given on the command line wins over both:
@@ -90,7 +94,7 @@ if TYPE_CHECKING:
 MARKER = "interlace"
 DEFAULT_SCHEDULES = 100
 DEFAULT_STRATEGY = "portfolio"
-_MARKER_KEYWORDS = frozenset({"schedules", "strategy", "seed", "expect_violation"})
+_MARKER_KEYWORDS = frozenset({"schedules", "strategy", "seed", "expect_violation", "lock_monitor"})
 
 
 @dataclasses.dataclass
@@ -188,7 +192,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(schedules=None, strategy=None, seed=None, expect_violation=False): "
+        f"{MARKER}(schedules=None, strategy=None, seed=None, expect_violation=False, "
+        "lock_monitor=True): "
         "explore this async test under interlace's deterministic scheduler",
     )
     config.addinivalue_line(
@@ -442,6 +447,7 @@ def _config(item: pytest.Item, settings: _Settings, marked: Mapping[str, Any]) -
             schedules=pick(settings.schedules, "schedules", DEFAULT_SCHEDULES),
             strategy=pick(settings.strategy, "strategy", DEFAULT_STRATEGY),
             seed=pick(settings.seed, "seed", settings.session_seed),
+            lock_monitor=marked.get("lock_monitor", True),
         )
     except UsageError as error:
         pytest.fail(f"{item.nodeid}: @pytest.mark.{MARKER}: {error}", pytrace=False)
@@ -779,7 +785,11 @@ def interlace_postgres(request: pytest.FixtureRequest) -> PostgresServer:
 
 @pytest.fixture(scope="session")
 def interlace_postgres_database(interlace_postgres: PostgresServer) -> Iterator[PostgresDatabase]:
-    """A fresh database on that server for the session, configured for simulation; dropped after."""
+    """A fresh database on that server for the session, configured for simulation; dropped after.
+
+    ``.url`` is for ``create_async_engine`` (``postgresql+asyncpg://``), ``.dsn`` for
+    ``asyncpg.connect`` (``postgresql://``).
+    """
     from interlace.db.provider import (  # noqa: PLC0415
         PostgresUnavailable,
         create_database_sync,

@@ -26,7 +26,10 @@ Fields:
   means about as long as finding the failure took, at least 2 s and 12 runs,
   never more than 60 s (``interlace.shrink.ShrinkBudget.after_finding``);
 - ``check_determinism``: run every schedule twice and report the first
-  decision where the two runs differ.
+  decision where the two runs differ;
+- ``lock_monitor``: watch every asyncpg connection a simulated task uses with
+  a PostgreSQL lock monitor interlace attaches itself, so lock waits on parked
+  tasks are proven blocked (``interlace.db.postgres``); False turns it off.
 """
 
 from __future__ import annotations
@@ -54,12 +57,15 @@ class Config:
     shrink_runs: int = 2000
     shrink_seconds: float | None = None
     check_determinism: bool = False
+    lock_monitor: bool = True
 
     def __post_init__(self) -> None:
         _at_least("schedules", self.schedules, 1)
         _at_least("seed", self.seed, 0)
         _at_least("max_steps", self.max_steps, 1)
         _at_least("shrink_runs", self.shrink_runs, 0)
+        if not isinstance(self.lock_monitor, bool):
+            raise UsageError(f"lock_monitor must be True or False, got {self.lock_monitor!r}")
         if not self.stuck_after > 0:
             raise UsageError(
                 f"stuck_after must be a positive number of seconds, got {self.stuck_after!r}"
@@ -114,6 +120,7 @@ class ConfigChanges(TypedDict, total=False):
     shrink_runs: int
     shrink_seconds: float | None
     check_determinism: bool
+    lock_monitor: bool
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))

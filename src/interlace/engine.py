@@ -5,8 +5,9 @@
 the pytest plugin do it one way:
 
 - the check that the code runs on an idle ``ControlledLoop``;
-- the SQL instrumentation (``interlace.db.sqlalchemy``), installed before the
-  resource makes an engine;
+- the SQL instrumentation (``interlace.db.sqlalchemy``, with SQLite's busy
+  model), installed before the resource makes an engine, and the PostgreSQL
+  lock watch (``interlace.db.lock_watch``; ``Config.lock_monitor``);
 - the resource stack, entered once, outside any schedule, and closed once;
 - the reset before every schedule, bounded by ``stuck_after``;
 - the schedule itself (a ``Director``), with the invariants of the scenario
@@ -56,6 +57,7 @@ from interlace._core.loop import ControlledLoop
 from interlace._core.trace import Token, Trace
 from interlace._core.waits import outside_waits_of
 from interlace.config import Config
+from interlace.db import lock_watch
 from interlace.db import sqlalchemy as sqlalchemy_points
 from interlace.invariants import Checker
 from interlace.outcome import Outcome, Problem, headline_of
@@ -110,12 +112,18 @@ class ScheduleRunner:
         #: why the schedules may not replay exactly; known once the resource is entered
         self.best_effort: str | None = None
         self._stack = AsyncExitStack()
+        self._lock_watch: lock_watch.LockWatch | None = None
         self._value: Any = None
         # invariant: True until a schedule has been run to its end (passed or failed)
         self._first = True
 
     async def __aenter__(self) -> ScheduleRunner:
         sqlalchemy_points.install()  # before the resource makes an engine
+        # every asyncpg connection used on this loop, watched for lock waits (opt-out:
+        # Config.lock_monitor); entered first, so it is closed after the resource
+        self._lock_watch = await self._stack.enter_async_context(
+            lock_watch.watching(self.loop, enabled=self.config.lock_monitor)
+        )
         try:
             self._value = await self._stack.enter_async_context(self.scenario.resources())
         except Exception as error:
@@ -123,10 +131,16 @@ class ScheduleRunner:
                 error, f"setting up {self.scenario.name} failed", setup=True
             )
             return self
-        # the resource may have attached an explainer (a PostgreSQL lock monitor)
-        explainer = outside_waits_of(self.loop)
-        self.best_effort = explainer.best_effort if explainer is not None else None
+        if self._lock_watch is not None:
+            self._lock_watch.attach()  # unless the resource attached an explainer of its own
+        self._note_best_effort()
         return self
+
+    def _note_best_effort(self) -> None:
+        # an explainer (the lock watch, or the resource's own) says why replays may diverge
+        explainer = outside_waits_of(self.loop)
+        if explainer is not None:
+            self.best_effort = explainer.best_effort
 
     async def __aexit__(
         self,
@@ -171,6 +185,8 @@ class ScheduleRunner:
                 reset_error, f"the reset of {self.scenario.name} failed", setup=True
             )
             return ScheduleResult(Trace(()), problem.outcome, reset_error, problem=problem)
+        if self._lock_watch is not None:
+            await self._lock_watch.ready()  # lock monitors connect outside any schedule
         held: list[str] = []
         schedule_root = root if root is not None else self._root(held)
         director = Director(self.loop, strategy, self.limits)
@@ -191,6 +207,7 @@ class ScheduleRunner:
             token = self.token(strategy.name, seed, director.trace())
             problem = schedule_problem(escaped, kind, self.scenario.name, token)
             return ScheduleResult(director.trace(), kind, escaped, problem=problem)
+        self._note_best_effort()
         if first is None:
             first = self._first
         self._first = False

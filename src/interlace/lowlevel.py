@@ -15,9 +15,10 @@ in real time, and reported as stuck after ``Limits.stuck_after`` seconds. Some
 such waits never end by themselves: a statement blocked on a lock that a
 parked task holds. An explainer proves them blocked on what settled tasks
 hold; the director then counts them as settled (a ``Wait`` of kind
-``dblock``) and goes on deciding. ``interlace.db.postgres.monitor`` is the
-explainer for PostgreSQL's lock waits. One explainer is attached per loop,
-in the scenario's resource, and every schedule on that loop consults it::
+``dblock``) and goes on deciding. interlace attaches its own for PostgreSQL's
+lock waits (``interlace.db.lock_watch``) once the scenario's resource is
+entered, unless the resource attached another one. One explainer is attached
+per loop, and every schedule on that loop consults it::
 
     import asyncio
     from contextlib import asynccontextmanager

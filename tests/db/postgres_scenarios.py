@@ -1,8 +1,10 @@
 """Scenarios on PostgreSQL for the lock-wait tests, and a strategy that follows a script.
 
 Every scenario runs its handlers through SQLAlchemy on asyncpg against the test
-session's database, with the lock monitor attached in the resource, the way a
-user's scenario would. The handlers are the three styles the issue names:
+session's database, with ``interlace.db.postgres.monitor`` entered in the
+resource (still accepted; it hands over the server's monitor, for its stats and
+its ``freeze`` choice; ``test_lock_waits_out_of_the_box.py`` names no monitor).
+The handlers are the three styles the issue names:
 
 - ``optimistic``: SELECT value and version, UPDATE ... WHERE version = the one
   read (0 rows: a conflict), COMMIT;

@@ -54,7 +54,10 @@ def _explore_scripted(target: interlace.Scenario, order: Sequence[str]) -> list[
             on_schedule=lambda record: traces.append(record.trace),
         )
         assert report.passed, report.failure.describe() if report.failure else ""
-    assert all(trace == traces[0] for trace in traces), "the same script ran differently"
+    for trace in traces[1:]:
+        assert trace == traces[0], "the same script ran differently:\n" + "\n".join(
+            f"{a} | {b}" for a, b in zip(traces[0].decisions, trace.decisions, strict=False)
+        )
     return traces
 
 
@@ -272,7 +275,7 @@ def test_a_lock_held_outside_the_simulation_is_reported_as_stuck_with_its_backen
     @contextlib.asynccontextmanager
     async def database() -> AsyncIterator[Database]:
         engine = create_async_engine(url, pool_size=3)
-        connection = await asyncpg.connect(interlace_postgres_database.url)
+        connection = await asyncpg.connect(interlace_postgres_database.dsn)
         outsider.append(connection)
         try:
             await interlace.warm_pool(engine, 2)
@@ -438,13 +441,14 @@ def test_the_monitor_needs_the_controlled_loop_and_an_asyncpg_engine() -> None:
         asyncio.Runner(loop_factory=interlace.ControlledLoop).run(on_sqlite())
 
 
-def test_one_monitor_per_loop(interlace_postgres_database: PostgresDatabase) -> None:
-    async def two() -> None:
+def test_monitor_gives_the_one_monitor_of_a_server(
+    interlace_postgres_database: PostgresDatabase,
+) -> None:
+    async def two() -> bool:
         async with (
-            postgres.monitor(interlace_postgres_database.url),
-            postgres.monitor(interlace_postgres_database.url),
+            postgres.monitor(interlace_postgres_database.url) as first,
+            postgres.monitor(interlace_postgres_database.dsn) as second,
         ):
-            pass
+            return first is second and first.started
 
-    with pytest.raises(UsageError, match="already attached to this loop"):
-        asyncio.Runner(loop_factory=interlace.ControlledLoop).run(two())
+    assert asyncio.Runner(loop_factory=interlace.ControlledLoop).run(two())

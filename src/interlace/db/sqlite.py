@@ -1,47 +1,70 @@
-"""SQLite's lock waits, modelled in virtual time.
+"""SQLite's lock waits, modelled in virtual time, for every aiosqlite connection.
 
 SQLite has one writer at a time. A connection that finds the database locked
 calls its busy handler, which sleeps and retries until the busy timeout (the
-``timeout`` argument of ``sqlite3.connect``, 5 s unless the application sets
-it) runs out, then raises "database is locked". Inside a simulation that
-busy wait would run in aiosqlite's worker thread while the lock holder is
-parked by the scheduler: the schedule would stall for the whole timeout.
+``timeout`` argument of ``sqlite3.connect`` and ``aiosqlite.connect``, 5 s
+unless the application sets it) runs out, then raises "database is locked".
+Inside a simulation that busy wait would run in aiosqlite's worker thread
+while the lock holder is parked by the scheduler, and no decision is made
+while I/O is in flight: the schedule would stall for the whole timeout, and
+then fail. A parked reader is such a holder too: a raw aiosqlite cursor left
+open after ``await db.execute("SELECT ...")`` keeps SQLite's SHARED lock, and
+a writer's COMMIT waits for it.
 
-So on a ``ControlledLoop`` interlace opens SQLite connections with a busy
-timeout of 0 and remembers the application's. When a statement of a
-simulated task then fails with "database is locked", interlace does what
-SQLite's default busy handler does, with the same sleep schedule, but on the
-virtual clock: the task sleeps (other tasks run, the holder can finish its
-transaction) and retries, and raises "database is locked" only once the
+So interlace takes the busy wait over. The first time a connection runs
+anything on a ``ControlledLoop`` (in the same call to aiosqlite's thread, so
+that no extra round-trip, no extra decision, exists in the first schedule
+only), it reads the connection's busy timeout (``PRAGMA busy_timeout``),
+remembers it as the application's, and sets SQLite's to 0. When an operation
+then fails with "database is locked", interlace does what SQLite's default
+busy handler does, with the same sleep schedule, but with ``asyncio.sleep``:
+on the virtual clock in a simulated task. The writer's wait is a timer wait,
+so the director goes on choosing among the other tasks (the reader that holds
+the lock gets to run and release it); the writer retries when the clock
+reaches its next attempt, and raises "database is locked" only once the
 application's timeout has run out in virtual time. Correct code that waits
-for the lock passes; code configured with no busy timeout gets the error as
-in production. Only statements are retried: a COMMIT that finds readers
-holding the database raises, as with a busy timeout of 0.
+passes; code configured with no busy timeout gets the error at once, as in
+production; no schedule ever waits out a real busy timeout.
+
+This runs at aiosqlite's one funnel (``Connection._execute``), so it covers
+raw aiosqlite and SQLAlchemy's aiosqlite dialect alike: statements, cursors'
+fetches, and, on raw connections, COMMIT. A COMMIT through SQLAlchemy is not
+retried (it raises as with a busy timeout of 0), as before this model moved
+here: the reference simulations' known schedules depend on it (see
+``commit_not_retried``). ``executescript`` is not retried (a retry would run
+the statements before the busy one again); it fails as with a busy timeout of 0.
+Retrying is SQLite's busy handler's rule for every busy lock, although SQLite
+itself skips the handler (fails at once) when a connection that already
+read in a transaction asks for the write lock; under interlace that wait
+runs out on the virtual clock instead.
 
 Outside a schedule (a scenario's resource or reset, ``warm_pool``) the same
 waits run on the loop's real clock, so code that waits for the lock there
-behaves as in production instead of failing at once.
+behaves as in production instead of failing at once. A connection taken over
+stays modelled on whatever loop uses it later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
+import weakref
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import Dialect, ExecutionContext
-from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_only
-from sqlalchemy.util.concurrency import in_greenlet
+import aiosqlite
 
 from interlace._core import ControlledLoop
 
 # sqlite3.connect's default busy timeout, in seconds
 DEFAULT_BUSY_TIMEOUT = 5.0
-_INFO_KEY = "interlace.sqlite_busy_timeout"
 # SQLite's default busy handler (sqliteDefaultBusyCallback): sleeps in ms per retry
 _DELAYS_MS = (1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100)
 _TOTALS_MS = (0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228)
+# operations a retry would not repeat faithfully
+_NOT_RETRIED = frozenset({"executescript", "close"})
+_installed: list[bool] = []  # non-empty once aiosqlite is hooked
 
 
 def busy_sleep(attempt: int, timeout_ms: float) -> float | None:
@@ -58,59 +81,101 @@ def busy_sleep(attempt: int, timeout_ms: float) -> float | None:
     return delay / 1000
 
 
-def on_connect(
-    dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: dict[str, Any]
-) -> None:
-    """Open SQLite connections of a controlled loop without a busy wait; keep the app's timeout."""
-    if dialect.name != "sqlite" or not _on_controlled_loop():
+class _BusyTimeout:
+    """The application's busy timeout of one connection, once interlace has taken it over."""
+
+    # invariant: written only in the connection's worker thread, before the job that
+    # wrote it completes; read in the loop's thread only after awaiting such a job
+    seconds: float | None = None
+
+
+# connections whose COMMIT is not retried (see commit_not_retried)
+_COMMIT_AT_ONCE: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
+# Weak keys: a connection that is dropped takes its state with it.
+_TAKEN_OVER: weakref.WeakKeyDictionary[aiosqlite.Connection, _BusyTimeout] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def install() -> None:
+    """Hook aiosqlite's connections once per process (idempotent)."""
+    if _installed:
         return
-    timeout = cparams.get("timeout", DEFAULT_BUSY_TIMEOUT)
-    record.info[_INFO_KEY] = float(timeout)
-    cparams["timeout"] = 0
+    original = aiosqlite.Connection._execute
+
+    @functools.wraps(original)
+    async def _execute(
+        self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        return await _run(self, original, fn, args, kwargs)
+
+    aiosqlite.Connection._execute = _execute  # type: ignore[method-assign]
+    _installed.append(True)
 
 
-def execute(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
-    """Run a statement, waiting out "database is locked" like SQLite's busy handler would."""
-    return _run_waiting(lambda: cursor.execute(statement, parameters), context)
+def commit_not_retried(connection: aiosqlite.Connection) -> None:
+    """Let ``connection``'s COMMIT fail at once when the database is locked.
+
+    SQLAlchemy's connections (``interlace.db.sqlalchemy`` marks them as its pool
+    opens them): their COMMIT has always raised "database is locked" at once
+    under interlace, and explorations recorded under that model keep their meaning.
+    """
+    _COMMIT_AT_ONCE.add(connection)
 
 
-def execute_no_params(cursor: Any, statement: str, context: ExecutionContext) -> bool:
-    return _run_waiting(lambda: cursor.execute(statement), context)
+def app_busy_timeout(connection: aiosqlite.Connection) -> float | None:
+    """The application's busy timeout of ``connection`` in seconds, once taken over."""
+    state = _TAKEN_OVER.get(connection)
+    return None if state is None else state.seconds
 
 
-def execute_many(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
-    return _run_waiting(lambda: cursor.executemany(statement, parameters), context)
-
-
-def _run_waiting(run: Any, context: ExecutionContext) -> bool:
-    """True when handled here; False lets SQLAlchemy execute as usual."""
-    timeout = _app_timeout(context)
-    if timeout is None or timeout <= 0 or not in_greenlet():
-        return False  # no busy timeout: "database is locked" at once, as in production
+async def _run(
+    connection: aiosqlite.Connection,
+    original: Callable[..., Any],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    state = _TAKEN_OVER.get(connection)
+    if state is None:
+        if not _on_controlled_loop():
+            return await original(connection, fn, *args, **kwargs)
+        state = _TAKEN_OVER.setdefault(connection, _BusyTimeout())
+    call = functools.partial(fn, *args, **kwargs)
+    name = getattr(fn, "__name__", "")
+    retried = name not in _NOT_RETRIED and not (name == "commit" and connection in _COMMIT_AT_ONCE)
     attempt = 0
     while True:
+        job = (
+            call
+            if state.seconds is not None
+            else functools.partial(_taking_over, state, connection, call)
+        )
         try:
-            run()
+            return await original(connection, job)
         except sqlite3.OperationalError as error:
-            if not str(error).startswith("database is locked"):
+            if not retried or not str(error).startswith("database is locked"):
                 raise
-            pause = busy_sleep(attempt, timeout * 1000)
+            pause = busy_sleep(attempt, (state.seconds or 0.0) * 1000)
             if pause is None:
-                raise
+                raise  # no busy timeout, or it ran out: as in production
             # virtual time in a simulated task (the holder may finish meanwhile), real
-            # time elsewhere; either way the loop runs on while this statement waits
-            await_only(asyncio.sleep(pause))
+            # time elsewhere; either way the loop runs on while this operation waits
+            await asyncio.sleep(pause)
             attempt += 1
-            continue
-        return True
 
 
-def _app_timeout(context: ExecutionContext) -> float | None:
-    if context.dialect.name != "sqlite":
-        return None
-    info = context.root_connection.info
-    timeout = info.get(_INFO_KEY)
-    return timeout if isinstance(timeout, float) else None
+def _taking_over(
+    state: _BusyTimeout, connection: aiosqlite.Connection, call: Callable[[], Any]
+) -> Any:
+    """In the worker thread: note the app's busy timeout, set SQLite's to 0, then run ``call``."""
+    if state.seconds is None:
+        raw: sqlite3.Connection | None = connection._connection
+        if raw is not None:
+            (milliseconds,) = raw.execute("PRAGMA busy_timeout").fetchone()
+            raw.execute("PRAGMA busy_timeout = 0")
+            state.seconds = float(milliseconds) / 1000
+    return call()
 
 
 def _on_controlled_loop() -> bool:
