@@ -1,11 +1,12 @@
 import asyncio
 
-import interlace
 import pytest
 from app import Base, Item, create_app, reserve
+from sqlalchemy import insert, select
+
+import interlace
 from interlace import invariants
 from interlace.testing import World, canary, reset_world
-from sqlalchemy import insert, select
 
 
 def shop(variant: str):  # the world: the database, and one app per simulated process
