@@ -9,7 +9,6 @@ and on PostgreSQL from the plugin's provider chain.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -66,17 +65,13 @@ def test_the_example_passes_on_sqlite_and_its_canaries_are_caught() -> None:
     assert _passed(_pytest("sqlite")) == 4
 
 
-# the marker style's engine is made inside the schedule: its row-lock waits are seen by
-# the automatic lock watch (interlace.db.lock_watch) that watches every asyncpg connection
-_LOCK_WATCH = importlib.util.find_spec("interlace.db.lock_watch") is not None
-
-
 @pytest.mark.postgres
 def test_the_example_passes_on_postgres_and_its_canaries_are_caught(
     interlace_postgres: object,
 ) -> None:
-    selection = "postgres" if _LOCK_WATCH else "postgres and two_buyers"
-    assert _passed(_pytest(selection)) == (4 if _LOCK_WATCH else 2)
+    # the marker style's engine is made inside the schedule: the lock watch
+    # (interlace.db.lock_watch) sees its row-lock waits all the same
+    assert _passed(_pytest("postgres")) == 4
 
 
 def test_interlace_run_explores_the_example(

@@ -4,11 +4,11 @@
 engine calls it with the exploration's fresh ``Database`` (``kind``,
 ``"sqlite"`` or ``"postgres"``, and ``url``, an async SQLAlchemy URL) and
 enters it once, outside any schedule: it makes the engine, creates the
-schema, warms the pool (no simulated task opens a connection), attaches
-PostgreSQL's lock monitor (waits on row locks held by parked requests are
-then blocked, not stuck) and yields the world. ``reset_world`` (the
-simulation's ``reset=``; it calls ``world.reset()``, yours when you subclass)
-empties the tables and forgets the previous
+schema, warms the pool (no simulated task opens a connection) and yields
+the world; PostgreSQL's row-lock waits between requests are seen by the
+engine's lock watch (``interlace.db.lock_watch``), with nothing to attach.
+``reset_world`` (the simulation's ``reset=``; it calls ``world.reset()``,
+yours when you subclass) empties the tables and forgets the previous
 schedule's processes, requests and ids::
 
     from interlace import invariants
@@ -50,9 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.sql import Executable
 
 import interlace
-from interlace.db import postgres
 from interlace.db.supply import Database
-from interlace.lowlevel import outside_waits_of
 from interlace.testing.ids import RequestIds
 from interlace.testing.processes import Process
 from interlace.testing.requests import Request
@@ -241,13 +239,6 @@ class World:
                 await create_schema(made, schema)
             await interlace.warm_pool(made, pool_size)
             async with contextlib.AsyncExitStack() as stack:
-                if (
-                    database.kind == "postgres"
-                    and outside_waits_of(asyncio.get_running_loop()) is None
-                ):
-                    # requests wait on each other's row locks: the monitor proves those waits
-                    # blocked on parked tasks, so the scheduler goes on deciding
-                    await stack.enter_async_context(postgres.monitor(made))
                 world = cls(database, made, **options)
                 stack.enter_context(world.ids.replacing(*replace_uuid4))
                 stack.push_async_callback(world._close_processes)
