@@ -293,13 +293,7 @@ def problem_of(
     if setup and outcome is not Outcome.INTERNAL_ERROR:
         outcome = Outcome.USAGE_ERROR
     if outcome is Outcome.INTERNAL_ERROR:
-        return Problem(
-            Outcome.INTERNAL_ERROR,
-            f"{context}: {headline_of(error)}",
-            error,
-            token=token,
-            details="".join(traceback.format_exception(error)),
-        )
+        return internal_problem(error, context, token)
     if isinstance(error, TokenError | UsageError | StuckOutsideIO):
         message = str(error)
     else:
@@ -310,13 +304,7 @@ def problem_of(
 def schedule_problem(error: BaseException, kind: Outcome, scenario: str, token: str) -> Problem:
     """The ``Problem`` of a schedule whose outcome ``kind`` is a usage or internal error."""
     if kind is Outcome.INTERNAL_ERROR:
-        return Problem(
-            Outcome.INTERNAL_ERROR,
-            f"in a schedule of {scenario}: {headline_of(error)}",
-            error,
-            token=token,
-            details="".join(traceback.format_exception(error)),
-        )
+        return internal_problem(error, f"in a schedule of {scenario}", token)
     if isinstance(error, StuckOutsideIO):
         message = (
             f"setup error in {scenario}: its first schedule got stuck before any schedule "
@@ -327,6 +315,17 @@ def schedule_problem(error: BaseException, kind: Outcome, scenario: str, token: 
     else:
         message = f"{scenario}: {headline_of(error)}"
     return Problem(Outcome.USAGE_ERROR, message, error)
+
+
+def internal_problem(error: BaseException, context: str, token: str | None) -> Problem:
+    """A bug in interlace: the message, the token and the traceback for the bug report."""
+    return Problem(
+        Outcome.INTERNAL_ERROR,
+        f"{context}: {headline_of(error)}",
+        error,
+        token=token,
+        details="".join(traceback.format_exception(error)),
+    )
 
 
 def controlled_loop() -> ControlledLoop:
